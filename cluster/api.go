@@ -1,0 +1,385 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"unicode/utf8"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/dux-io/dux/fsm"
+	"github.com/dux-io/dux/proto"
+)
+
+// Limits on requests, checked before anything is proposed.
+const (
+	// MaxTxnOps caps the ops of one transaction branch.
+	MaxTxnOps = 128
+	// MaxOriginBytes caps the writer name of a write.
+	MaxOriginBytes = 256
+	// MaxLeaseTTL is the longest lease, one year.
+	MaxLeaseTTL = 365 * 24 * 3600
+)
+
+// linearize waits until this member's state covers every write
+// acknowledged before the call: it gets a read index (from itself as
+// leader, or from the leader) and waits until it has applied that far.
+func (n *Node) linearize(ctx context.Context, c proto.Consistency) error {
+	if c == proto.Consistency_STALE {
+		return nil
+	}
+	index, err := n.reads.get(ctx)
+	if err != nil {
+		return err
+	}
+	return n.store.WaitRevision(ctx, index)
+}
+
+// Get reads one key.
+func (n *Node) Get(ctx context.Context, req *proto.GetRequest) (*proto.GetResponse, error) {
+	if err := fsm.ValidateKey(req.Key); err != nil {
+		return nil, err
+	}
+	if err := n.linearize(ctx, req.Consistency); err != nil {
+		return nil, err
+	}
+	kv, rev, err := n.store.Get(req.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &proto.GetResponse{Kv: kv, Revision: rev}, nil
+}
+
+// List reads a page of keys under a prefix.
+func (n *Node) List(ctx context.Context, req *proto.ListRequest) (*proto.ListResponse, error) {
+	if err := fsm.ValidatePrefix(req.Prefix); err != nil {
+		return nil, err
+	}
+	if err := n.linearize(ctx, req.Consistency); err != nil {
+		return nil, err
+	}
+	items, next, rev, err := n.store.List(req.Prefix, req.After, int(req.Limit))
+	if err != nil {
+		return nil, err
+	}
+	if req.KeysOnly {
+		stripped := make([]*proto.KeyValue, len(items))
+		for i, kv := range items {
+			stripped[i] = &proto.KeyValue{Key: kv.Key, CreateRevision: kv.CreateRevision,
+				ModRevision: kv.ModRevision, Version: kv.Version, Lease: kv.Lease, Origin: kv.Origin}
+		}
+		items = stripped
+	}
+	return &proto.ListResponse{Items: items, Revision: rev, Next: next}, nil
+}
+
+// Put writes one key.
+func (n *Node) Put(ctx context.Context, req *proto.PutRequest) (*proto.PutResponse, error) {
+	if err := n.checkWrite(req.Key, req.Value, req.Origin); err != nil {
+		return nil, err
+	}
+	res, err := n.Apply(ctx, &proto.Command{Cmd: &proto.Command_Put{Put: req}})
+	if err != nil {
+		return nil, err
+	}
+	return res.GetPut(), nil
+}
+
+// Delete deletes one key or every key under a prefix.
+func (n *Node) Delete(ctx context.Context, req *proto.DeleteRequest) (*proto.DeleteResponse, error) {
+	if req.Prefix {
+		if err := fsm.ValidatePrefix(req.Key); err != nil {
+			return nil, err
+		}
+		if req.CasRevision != nil {
+			return nil, &fsm.Error{Code: fsm.CodeInvalid, Field: "cas_revision", Message: "a prefix delete takes no cas_revision"}
+		}
+	} else if err := fsm.ValidateKey(req.Key); err != nil {
+		return nil, err
+	}
+	if err := checkOrigin(req.Origin); err != nil {
+		return nil, err
+	}
+	res, err := n.Apply(ctx, &proto.Command{Cmd: &proto.Command_Delete{Delete: req}})
+	if err != nil {
+		return nil, err
+	}
+	return res.GetDelete(), nil
+}
+
+// Txn applies a transaction: compares, then one branch of ops, atomically.
+func (n *Node) Txn(ctx context.Context, req *proto.TxnRequest) (*proto.TxnResponse, error) {
+	if err := n.checkTxn(req); err != nil {
+		return nil, err
+	}
+	res, err := n.Apply(ctx, &proto.Command{Cmd: &proto.Command_Txn{Txn: req}})
+	if err != nil {
+		return nil, err
+	}
+	return res.GetTxn(), nil
+}
+
+// LeaseGrant creates a lease with a TTL in seconds.
+func (n *Node) LeaseGrant(ctx context.Context, req *proto.LeaseGrantRequest) (*proto.LeaseGrantResponse, error) {
+	if req.TtlSeconds < 1 || req.TtlSeconds > MaxLeaseTTL {
+		return nil, &fsm.Error{Code: fsm.CodeInvalid, Field: "ttl_seconds",
+			Message: fmt.Sprintf("ttl_seconds must be between 1 and %d, got %d", MaxLeaseTTL, req.TtlSeconds)}
+	}
+	res, err := n.Apply(ctx, &proto.Command{Cmd: &proto.Command_LeaseGrant{LeaseGrant: req}})
+	if err != nil {
+		return nil, err
+	}
+	return res.GetLeaseGrant(), nil
+}
+
+// LeaseRevoke ends a lease and deletes its keys.
+func (n *Node) LeaseRevoke(ctx context.Context, req *proto.LeaseRevokeRequest) (*proto.LeaseRevokeResponse, error) {
+	res, err := n.Apply(ctx, &proto.Command{Cmd: &proto.Command_LeaseRevoke{LeaseRevoke: &proto.LeaseRevoke{Id: req.Id}}})
+	if err != nil {
+		return nil, err
+	}
+	return res.GetLeaseRevoke(), nil
+}
+
+// LeaseKeepAlive restarts a lease's TTL. Lease clocks live on the leader, so
+// a follower forwards the call.
+func (n *Node) LeaseKeepAlive(ctx context.Context, req *proto.LeaseKeepAliveRequest) (*proto.LeaseKeepAliveResponse, error) {
+	for {
+		if n.raft.State() == raft.Leader {
+			ttl, err := n.lessor.keepAlive(req.Id)
+			if errors.Is(err, ErrNotLeader) {
+				if werr := n.pause(ctx); werr != nil {
+					return nil, err
+				}
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			return &proto.LeaseKeepAliveResponse{Id: req.Id, TtlSeconds: ttl}, nil
+		}
+		var resp *proto.LeaseKeepAliveResponse
+		err := n.withLeader(ctx, func(ctx context.Context, leader Member) error {
+			var err error
+			resp, err = n.peers.internal(leader.GRPC).LeaseKeepAlive(ctx, req)
+			return err
+		})
+		if errors.Is(err, errLeaderIsSelf) {
+			continue
+		}
+		return resp, err
+	}
+}
+
+func (n *Node) checkWrite(key string, value []byte, origin string) error {
+	if err := fsm.ValidateKey(key); err != nil {
+		return err
+	}
+	if err := fsm.ValidateValue(value, n.cfg.MaxValueBytes); err != nil {
+		return err
+	}
+	return checkOrigin(origin)
+}
+
+func checkOrigin(origin string) error {
+	if len(origin) > MaxOriginBytes || !utf8.ValidString(origin) {
+		return &fsm.Error{Code: fsm.CodeInvalid, Field: "origin",
+			Message: fmt.Sprintf("origin must be valid UTF-8 of at most %d bytes", MaxOriginBytes)}
+	}
+	for _, r := range origin {
+		if r < 0x20 || r == 0x7f {
+			return &fsm.Error{Code: fsm.CodeInvalid, Field: "origin", Message: "origin holds a control character"}
+		}
+	}
+	return nil
+}
+
+func (n *Node) checkTxn(req *proto.TxnRequest) error {
+	if err := checkOrigin(req.Origin); err != nil {
+		return err
+	}
+	if len(req.Compares) > MaxTxnOps || len(req.Success) > MaxTxnOps || len(req.Failure) > MaxTxnOps {
+		return &fsm.Error{Code: fsm.CodeInvalid, Field: "txn",
+			Message: fmt.Sprintf("a transaction takes at most %d compares and %d ops per branch", MaxTxnOps, MaxTxnOps)}
+	}
+	for i, c := range req.Compares {
+		if err := fsm.ValidateKey(c.Key); err != nil {
+			return withField(err, fmt.Sprintf("compares[%d].key", i))
+		}
+	}
+	size := 0
+	for branch, ops := range map[string][]*proto.Op{"success": req.Success, "failure": req.Failure} {
+		for i, op := range ops {
+			field := fmt.Sprintf("%s[%d]", branch, i)
+			var err error
+			switch {
+			case op.Type == proto.Op_PUT:
+				if err = fsm.ValidateKey(op.Key); err == nil {
+					err = fsm.ValidateValue(op.Value, n.cfg.MaxValueBytes)
+				}
+				size += len(op.Value)
+			case op.Prefix:
+				err = fsm.ValidatePrefix(op.Key)
+			default:
+				err = fsm.ValidateKey(op.Key)
+			}
+			if err != nil {
+				var fe *fsm.Error
+				if errors.As(err, &fe) {
+					return withField(err, field+"."+fe.Field)
+				}
+				return err
+			}
+		}
+	}
+	if size > 2*n.cfg.MaxValueBytes {
+		return &fsm.Error{Code: fsm.CodeInvalid, Field: "txn",
+			Message: fmt.Sprintf("transaction values total %d bytes, more than %d", size, 2*n.cfg.MaxValueBytes)}
+	}
+	return nil
+}
+
+func withField(err error, field string) error {
+	var fe *fsm.Error
+	if errors.As(err, &fe) {
+		c := *fe
+		c.Field = field
+		return &c
+	}
+	return err
+}
+
+// Leader describes the current leader; ID is empty when none is known.
+func (n *Node) Leader() *proto.LeaderResponse {
+	addr, id := n.raft.LeaderWithID()
+	resp := &proto.LeaderResponse{Id: string(id), RaftAddress: string(addr), Term: n.raft.CurrentTerm()}
+	if m, ok := n.member(string(id)); ok {
+		resp.GrpcAddress, resp.HttpAddress = m.GRPC, m.HTTP
+	}
+	return resp
+}
+
+// RaftConfiguration returns the Raft servers and their roles.
+func (n *Node) RaftConfiguration() (*proto.RaftConfigurationResponse, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read raft configuration: %w", err)
+	}
+	_, leader := n.raft.LeaderWithID()
+	resp := &proto.RaftConfigurationResponse{Index: f.Index()}
+	for _, s := range f.Configuration().Servers {
+		suffrage := "voter"
+		switch s.Suffrage {
+		case raft.Nonvoter:
+			suffrage = "nonvoter"
+		case raft.Staging:
+			suffrage = "staging"
+		}
+		resp.Servers = append(resp.Servers, &proto.RaftServer{
+			Id: string(s.ID), Address: string(s.Address), Suffrage: suffrage, Leader: s.ID == leader,
+		})
+	}
+	return resp, nil
+}
+
+// Ready reports whether this member can serve: a leader is known and this
+// member has applied what it knows to be committed.
+func (n *Node) Ready() error {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return ErrNoLeader
+	}
+	if n.raft.State() == raft.Leader && !n.leaderReady.Load() {
+		return fmt.Errorf("%w: leader is applying its barrier", ErrNoLeader)
+	}
+	if applied, commit := n.raft.AppliedIndex(), n.raft.CommitIndex(); applied < commit {
+		return fmt.Errorf("%w: applied index %d behind commit index %d", ErrNoLeader, applied, commit)
+	}
+	return nil
+}
+
+// Snapshot streams a consistent snapshot of the whole state, as fresh as a
+// linearizable read, and returns its revision.
+func (n *Node) Snapshot(ctx context.Context, w io.Writer) (uint64, error) {
+	if err := n.linearize(ctx, proto.Consistency_LINEARIZABLE); err != nil {
+		return 0, err
+	}
+	return n.store.WriteSnapshot(w)
+}
+
+// Restore replaces the state of the whole cluster with a snapshot. The
+// leader hands it to Raft, which installs it on every member; a follower
+// passes the stream on to the leader. The restored state takes a revision
+// above the cluster's current one, so revisions never go backwards.
+func (n *Node) Restore(ctx context.Context, r io.Reader) (uint64, error) {
+	if n.raft.State() != raft.Leader {
+		return n.forwardRestore(ctx, r)
+	}
+	snap, err := fsm.ReadSnapshot(r)
+	if err != nil {
+		return 0, &fsm.Error{Code: fsm.CodeInvalid, Field: "snapshot", Message: err.Error()}
+	}
+	f, err := os.CreateTemp(n.cfg.DataDir, "restore-*.snap")
+	if err != nil {
+		return 0, fmt.Errorf("restore: spool snapshot: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	// Raft installs the snapshot at max(last index, meta.Index)+1; leave
+	// room for writes that land meanwhile.
+	index := max(n.raft.LastIndex()+1024, snap.Revision())
+	if err := snap.WriteTo(f, index+1); err != nil {
+		return 0, fmt.Errorf("restore: spool snapshot: %w", err)
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: index, Size: size}
+	if err := n.raft.Restore(meta, f, n.cfg.ApplyTimeout); err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
+	n.log.Info("restored snapshot", "keys", snap.Len(), "revision", n.store.Revision())
+	return n.store.Revision(), nil
+}
+
+func (n *Node) forwardRestore(ctx context.Context, r io.Reader) (uint64, error) {
+	var rev uint64
+	err := n.withLeader(ctx, func(ctx context.Context, leader Member) error {
+		stream, err := n.peers.cluster(leader.GRPC).Restore(ctx)
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, 256<<10)
+		for {
+			k, rerr := r.Read(buf)
+			if k > 0 {
+				if err := stream.Send(&proto.SnapshotChunk{Data: buf[:k]}); err != nil {
+					break // the status comes from CloseAndRecv
+				}
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				return fmt.Errorf("restore: read snapshot: %w", rerr)
+			}
+		}
+		resp, err := stream.CloseAndRecv()
+		if err != nil {
+			return err
+		}
+		rev = resp.Revision
+		return nil
+	})
+	if errors.Is(err, errLeaderIsSelf) {
+		return 0, fmt.Errorf("%w: leadership moved during restore; retry", ErrNoLeader)
+	}
+	return rev, err
+}

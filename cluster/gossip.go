@@ -1,0 +1,234 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/dux-io/dux/proto"
+)
+
+// memberMeta is what each member gossips about itself. It must stay under
+// memberlist's 512-byte meta limit.
+type memberMeta struct {
+	Raft    string `json:"r"`
+	GRPC    string `json:"g"`
+	HTTP    string `json:"h"`
+	Expect  int    `json:"e,omitempty"`
+	Version string `json:"v,omitempty"`
+}
+
+// Member is a member as gossip sees it.
+type Member struct {
+	Name string
+	// Gossip is the member's gossip address.
+	Gossip string
+	memberMeta
+}
+
+type gossipDelegate struct{ n *Node }
+
+func (d gossipDelegate) NodeMeta(limit int) []byte {
+	b, _ := json.Marshal(d.n.meta)
+	if len(b) > limit {
+		d.n.log.Error("gossip metadata too large", "bytes", len(b), "limit", limit)
+		return nil
+	}
+	return b
+}
+func (gossipDelegate) NotifyMsg([]byte)                           {}
+func (gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (gossipDelegate) LocalState(join bool) []byte                { return nil }
+func (gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+type gossipEvents struct{ n *Node }
+
+func (e gossipEvents) NotifyJoin(*memberlist.Node)   { e.n.gossipChanged() }
+func (e gossipEvents) NotifyLeave(*memberlist.Node)  { e.n.gossipChanged() }
+func (e gossipEvents) NotifyUpdate(*memberlist.Node) { e.n.gossipChanged() }
+
+func (n *Node) gossipChanged() {
+	select {
+	case n.gossipCh <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) setupGossip() error {
+	c := n.cfg
+	n.meta = memberMeta{
+		Raft:    c.advertised(c.RaftAddr),
+		GRPC:    c.advertised(c.GRPCAddr),
+		HTTP:    c.advertised(c.HTTPAddr),
+		Expect:  c.BootstrapExpect,
+		Version: c.Version,
+	}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = c.Name
+	host, port, _ := splitHostPort(c.GossipAddr)
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertisePort = port
+	if c.Advertise != "" {
+		mc.AdvertiseAddr = c.Advertise
+	}
+	mc.Delegate = gossipDelegate{n}
+	mc.Events = gossipEvents{n}
+	mc.Logger = newStdLogger(c.Logger.With("subsystem", "memberlist"))
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("start gossip on %s: %w", c.GossipAddr, err)
+	}
+	n.ml = ml
+	return nil
+}
+
+// Members returns the members gossip knows as alive or suspect.
+func (n *Node) Members() []Member {
+	var out []Member
+	for _, m := range n.ml.Members() {
+		var meta memberMeta
+		if err := json.Unmarshal(m.Meta, &meta); err != nil {
+			continue
+		}
+		out = append(out, Member{Name: m.Name, Gossip: m.Address(), memberMeta: meta})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (n *Node) member(name string) (Member, bool) {
+	for _, m := range n.Members() {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// Join asks gossip to join the members at addrs and returns how many answered.
+func (n *Node) Join(addrs []string) (int, error) {
+	k, err := n.ml.Join(addrs)
+	if k == 0 && err != nil {
+		return 0, fmt.Errorf("join %v: %w", addrs, err)
+	}
+	return k, nil
+}
+
+// joinLoop joins the --join addresses, retrying until one answers: members
+// may start in any order.
+func (n *Node) joinLoop() {
+	defer n.wg.Done()
+	if len(n.cfg.Join) == 0 {
+		return
+	}
+	backoff := 200 * time.Millisecond
+	for {
+		k, err := n.Join(n.cfg.Join)
+		if err == nil {
+			n.log.Info("joined gossip", "addrs", n.cfg.Join, "answered", k)
+			return
+		}
+		n.log.Warn("join failed; retrying", "error", err, "in", backoff)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// bootstrapLoop bootstraps a new cluster once: at once in dev mode, or when
+// bootstrap-expect servers have found each other through gossip and none of
+// them holds Raft state. Every one of them bootstraps the same
+// configuration (every server, sorted by name), which Raft accepts.
+func (n *Node) bootstrapLoop() {
+	defer n.wg.Done()
+	if n.hasState() {
+		n.log.Info("raft state found; not bootstrapping")
+		return
+	}
+	if n.cfg.Dev {
+		conf := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.Name), Address: raft.ServerAddress(n.meta.Raft),
+		}}}
+		if err := n.raft.BootstrapCluster(conf).Error(); err != nil {
+			n.log.Error("bootstrap dev member", "error", err)
+		}
+		return
+	}
+	expect := n.cfg.BootstrapExpect
+	if expect == 0 {
+		return
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done, err := n.tryBootstrap(expect)
+		if done {
+			return
+		}
+		if err != nil {
+			n.log.Debug("bootstrap not yet possible", "reason", err)
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		case <-n.gossipCh:
+		}
+	}
+}
+
+func (n *Node) tryBootstrap(expect int) (done bool, err error) {
+	if n.hasState() {
+		return true, nil
+	}
+	if _, id := n.raft.LeaderWithID(); id != "" {
+		return true, nil
+	}
+	var servers []Member
+	for _, m := range n.Members() {
+		if m.Expect != expect {
+			if m.Expect != 0 {
+				n.log.Warn("member expects a different cluster size", "member", m.Name, "its", m.Expect, "ours", expect)
+			}
+			continue
+		}
+		servers = append(servers, m)
+	}
+	if len(servers) < expect {
+		return false, fmt.Errorf("%d of %d servers seen", len(servers), expect)
+	}
+	for _, m := range servers {
+		if m.Name == n.cfg.Name {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
+		st, err := n.peers.internal(m.GRPC).Status(ctx, &proto.StatusRequest{})
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("status of %s: %w", m.Name, err)
+		}
+		if st.HasState || st.Leader != "" {
+			n.log.Info("a peer already holds raft state; waiting to be added", "peer", m.Name)
+			return true, nil
+		}
+	}
+	var conf raft.Configuration
+	for _, m := range servers {
+		conf.Servers = append(conf.Servers, raft.Server{
+			Suffrage: raft.Voter, ID: raft.ServerID(m.Name), Address: raft.ServerAddress(m.Raft),
+		})
+	}
+	n.log.Info("bootstrapping cluster", "servers", len(conf.Servers))
+	if err := n.raft.BootstrapCluster(conf).Error(); err != nil && err != raft.ErrCantBootstrap {
+		return false, fmt.Errorf("bootstrap: %w", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,73 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dux-io/dux/fsm"
+	"github.com/dux-io/dux/proto"
+)
+
+// RegisterInternal serves the member-to-member Internal service on s.
+func (n *Node) RegisterInternal(s grpc.ServiceRegistrar) {
+	proto.RegisterInternalServer(s, &internalServer{n: n})
+}
+
+type internalServer struct {
+	proto.UnimplementedInternalServer
+	n *Node
+}
+
+// Apply runs a forwarded command. Rule violations travel inside the Result;
+// only cluster errors become a status.
+func (s *internalServer) Apply(ctx context.Context, req *proto.ApplyRequest) (*proto.Result, error) {
+	if req.Command == nil {
+		return nil, status.Error(codes.InvalidArgument, "command is missing")
+	}
+	if !s.n.IsLeader() {
+		return nil, toStatus(ErrNotLeader)
+	}
+	res, err := s.n.applyLocal(req.Command)
+	var fe *fsm.Error
+	if errors.As(err, &fe) {
+		return res, nil
+	}
+	return res, toStatus(err)
+}
+
+func (s *internalServer) ReadIndex(ctx context.Context, _ *proto.ReadIndexRequest) (*proto.ReadIndexResponse, error) {
+	index, err := s.n.leaderReadIndex(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &proto.ReadIndexResponse{Index: index}, nil
+}
+
+func (s *internalServer) Status(ctx context.Context, _ *proto.StatusRequest) (*proto.StatusResponse, error) {
+	_, leader := s.n.raft.LeaderWithID()
+	return &proto.StatusResponse{
+		Name:         s.n.cfg.Name,
+		HasState:     s.n.hasState(),
+		Leader:       string(leader),
+		AppliedIndex: s.n.store.Revision(),
+	}, nil
+}
+
+func (s *internalServer) LeaseKeepAlive(ctx context.Context, req *proto.LeaseKeepAliveRequest) (*proto.LeaseKeepAliveResponse, error) {
+	if !s.n.IsLeader() {
+		return nil, toStatus(ErrNotLeader)
+	}
+	ttl, err := s.n.lessor.keepAlive(req.Id)
+	if err != nil {
+		var fe *fsm.Error
+		if errors.As(err, &fe) {
+			return nil, status.Error(codes.NotFound, fe.Error())
+		}
+		return nil, toStatus(err)
+	}
+	return &proto.LeaseKeepAliveResponse{Id: req.Id, TtlSeconds: ttl}, nil
+}

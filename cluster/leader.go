@@ -1,0 +1,182 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/dux-io/dux/proto"
+)
+
+// monitorLeadership starts leader-only work when this member becomes leader
+// and stops it when leadership is lost, driven by raft's NotifyCh.
+func (n *Node) monitorLeadership() {
+	defer n.wg.Done()
+	var lead *leadership
+	defer func() { lead.stop() }()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case isLeader := <-n.leaderNotify:
+			switch {
+			case isLeader && lead == nil:
+				lead = n.startLeadership()
+			case !isLeader && lead != nil:
+				lead.stop()
+				lead = nil
+			}
+		}
+	}
+}
+
+// leadership is one term of leader-only work.
+type leadership struct {
+	n      *Node
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (n *Node) startLeadership() *leadership {
+	ctx, cancel := context.WithCancel(n.ctx)
+	l := &leadership{n: n, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		n.leaderLoop(ctx)
+	}()
+	return l
+}
+
+func (l *leadership) stop() {
+	if l == nil {
+		return
+	}
+	l.n.leaderReady.Store(false)
+	l.cancel()
+	<-l.done
+}
+
+// leaderLoop runs while this member leads. It first applies a barrier
+// command: once it is applied every entry of earlier terms is applied too,
+// and from then on every committed entry reaches the FSM, so the commit
+// index is a valid read index (hashicorp/raft has no ReadIndex; Consul does
+// the same barrier before serving consistent reads).
+func (n *Node) leaderLoop(ctx context.Context) {
+	n.log.Info("became leader; applying barrier", "term", n.raft.CurrentTerm())
+	for {
+		_, err := n.applyLocal(&proto.Command{Cmd: &proto.Command_Barrier{Barrier: &proto.Barrier{Leader: n.cfg.Name}}})
+		if err == nil {
+			break
+		}
+		n.log.Warn("leadership barrier failed", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	n.leaderReady.Store(true)
+	n.log.Info("leader ready", "revision", n.store.Revision())
+	defer n.leaderReady.Store(false)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n.lessor.run(ctx)
+	}()
+	defer wg.Wait()
+
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		n.reconcile()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-n.gossipCh:
+		}
+	}
+}
+
+// reconcile adds every gossiping server that Raft does not know, as a voter
+// while there are fewer than cfg.Voters, else as a non-voter, and updates
+// the address of a known server that came back on a new one.
+func (n *Node) reconcile() {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		n.log.Warn("reconcile: read configuration", "error", err)
+		return
+	}
+	known := make(map[raft.ServerID]raft.Server)
+	voters := 0
+	for _, s := range f.Configuration().Servers {
+		known[s.ID] = s
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	for _, m := range n.Members() {
+		if m.Raft == "" {
+			continue
+		}
+		id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.Raft)
+		s, ok := known[id]
+		if ok && s.Address == addr {
+			continue
+		}
+		var fut raft.IndexFuture
+		switch {
+		case ok && s.Suffrage == raft.Voter, !ok && voters < n.cfg.Voters:
+			fut = n.raft.AddVoter(id, addr, 0, 5*time.Second)
+			if !ok {
+				voters++
+			}
+		default:
+			fut = n.raft.AddNonvoter(id, addr, 0, 5*time.Second)
+		}
+		if err := fut.Error(); err != nil {
+			n.log.Warn("reconcile: add server", "member", m.Name, "address", addr, "error", err)
+			continue
+		}
+		n.log.Info("reconcile: added server", "member", m.Name, "address", addr)
+	}
+}
+
+// fetchReadIndex returns an index that every write acknowledged before the
+// call began is at or below. The leader reads its commit index, then
+// confirms with a quorum that it is still leader; a follower asks the leader.
+func (n *Node) fetchReadIndex() (uint64, error) {
+	if n.raft.State() == raft.Leader {
+		if !n.leaderReady.Load() {
+			return 0, fmt.Errorf("%w: new leader is not ready for reads yet", ErrNoLeader)
+		}
+		index := n.raft.CommitIndex()
+		if err := n.raft.VerifyLeader().Error(); err != nil {
+			return 0, fmt.Errorf("%w: verify leadership: %v", ErrNotLeader, err)
+		}
+		return index, nil
+	}
+	var index uint64
+	err := n.withLeader(n.ctx, func(ctx context.Context, leader Member) error {
+		resp, err := n.peers.internal(leader.GRPC).ReadIndex(ctx, &proto.ReadIndexRequest{})
+		if err != nil {
+			return err
+		}
+		index = resp.Index
+		return nil
+	})
+	return index, err
+}
+
+// leaderReadIndex serves a follower's ReadIndex request.
+func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
+	if n.raft.State() != raft.Leader {
+		return 0, ErrNotLeader
+	}
+	return n.reads.get(ctx)
+}

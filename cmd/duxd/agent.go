@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	"github.com/dux-io/dux/cluster"
+	"github.com/dux-io/dux/fsm"
+	"github.com/dux-io/dux/rpc"
+)
+
+type agentFlags struct {
+	cfg       cluster.Config
+	logLevel  string
+	logFormat string
+}
+
+func newAgentCmd() *cobra.Command {
+	f := &agentFlags{cfg: cluster.DefaultConfig()}
+	f.cfg.DataDir = ""
+	host, _ := os.Hostname()
+	f.cfg.Name = host
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a Dux member",
+		Long: `Run a Dux member: Raft, gossip, and the gRPC and HTTP APIs.
+
+Every flag can also be set by an environment variable DUX_<FLAG>, for
+example DUX_DATA_DIR or DUX_BOOTSTRAP_EXPECT.`,
+		Example: `  duxd agent --dev
+  duxd agent --name a --data-dir /var/lib/dux --bootstrap-expect 3 --join 10.0.0.2:7703`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd); err != nil {
+				return err
+			}
+			return runAgent(cmd.Context(), f, cmd.OutOrStdout())
+		},
+	}
+	c := &f.cfg
+	fl := cmd.Flags()
+	fl.StringVar(&c.Name, "name", c.Name, "unique member name (Raft server ID)")
+	fl.StringVar(&c.DataDir, "data-dir", "", "directory of the Raft log and snapshots (default ~/.local/share/dux/<name>)")
+	fl.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC API listen address")
+	fl.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP API listen address")
+	fl.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "Raft transport listen address")
+	fl.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip (memberlist) listen address, TCP and UDP")
+	fl.StringVar(&c.Advertise, "advertise", "", "IP address other members use to reach this one (default: each listen address)")
+	fl.IntVar(&c.BootstrapExpect, "bootstrap-expect", 0, "bootstrap a new cluster once this many servers have found each other")
+	fl.StringSliceVar(&c.Join, "join", nil, "gossip address of a member to join (repeatable); retried until one answers")
+	fl.BoolVar(&c.Dev, "dev", false, "run a single member that bootstraps at once")
+	fl.IntVar(&c.Voters, "voters", c.Voters, "number of Raft voters (3 or 5); other members are non-voters")
+	fl.IntVar(&c.MaxValueBytes, "max-value-bytes", c.MaxValueBytes, "largest value accepted, in bytes")
+	fl.Uint64Var(&c.SnapshotThreshold, "raft-snapshot-threshold", c.SnapshotThreshold, "log entries between Raft snapshots")
+	fl.DurationVar(&c.SnapshotInterval, "raft-snapshot-interval", c.SnapshotInterval, "how often Raft checks whether to snapshot")
+	fl.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", c.TrailingLogs, "log entries kept after a snapshot")
+	fl.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
+	fl.DurationVar(&c.ElectionTimeout, "raft-election-timeout", c.ElectionTimeout, "Raft election timeout")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format %q: want text or json", format)}
+}
+
+func defaultDataDir(name string) string {
+	base := os.Getenv("XDG_DATA_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return filepath.Join("dux-data", name)
+		}
+		base = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(base, "dux", name)
+}
+
+func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
+	logger, err := newLogger(os.Stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	cfg := f.cfg
+	cfg.Logger = logger
+	cfg.Version = version
+	if cfg.DataDir == "" {
+		cfg.DataDir = defaultDataDir(cfg.Name)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	// Listen before anything starts, so an address in use fails fast and clearly.
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen grpc-addr %s: %w", cfg.GRPCAddr, err)
+	}
+	defer grpcLis.Close()
+	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen http-addr %s: %w", cfg.HTTPAddr, err)
+	}
+	defer httpLis.Close()
+
+	store := fsm.New()
+	node, err := cluster.New(cfg, store)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	api := rpc.Config{Backend: node, RegisterInternal: node.RegisterInternal, MaxValueBytes: cfg.MaxValueBytes, Logger: logger}
+	grpcSrv := rpc.NewGRPC(ctx, api)
+	httpSrv := &http.Server{Handler: rpc.NewHTTP(api), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- grpcSrv.Serve(grpcLis) }()
+	go func() { errc <- httpSrv.Serve(httpLis) }()
+
+	fmt.Fprintf(out, "Dux agent %q is running (version %s).\n", cfg.Name, version)
+	fmt.Fprintf(out, "  gRPC API:  %s\n", cfg.GRPCAddr)
+	fmt.Fprintf(out, "  HTTP API:  http://%s/v1/\n", cfg.HTTPAddr)
+	fmt.Fprintf(out, "  Raft:      %s   Gossip: %s\n", cfg.RaftAddr, cfg.GossipAddr)
+	fmt.Fprintf(out, "  Data dir:  %s\n", cfg.DataDir)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "signal", context.Cause(ctx))
+	case serveErr = <-errc:
+		logger.Error("server failed", "error", serveErr)
+	}
+	return shutdown(node, grpcSrv, httpSrv, serveErr)
+}
+
+// shutdown stops the member first (a leader hands over leadership), then
+// the APIs, so that no request is cut off before the member is done.
+func shutdown(node *cluster.Node, g *grpc.Server, h *http.Server, cause error) error {
+	errs := []error{cause, node.Shutdown()}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.Stop()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,229 @@
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/google/btree"
+
+	"github.com/dux-io/dux/proto"
+)
+
+// DefaultListLimit is the page size of a List that names no limit.
+const DefaultListLimit = 1000
+
+// EventType says what a committed write did to a key.
+type EventType int
+
+const (
+	// EventPut is a create or an update.
+	EventPut EventType = iota
+	// EventDelete is a delete by a client.
+	EventDelete
+	// EventExpire is a delete because the key's lease expired.
+	EventExpire
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventPut:
+		return "put"
+	case EventDelete:
+		return "delete"
+	case EventExpire:
+		return "expire"
+	}
+	return "unknown"
+}
+
+// Event is one change to one key made by a committed entry. For a delete KV
+// holds the key, the deleting revision and the origin, and no value.
+type Event struct {
+	Type   EventType
+	KV     *proto.KeyValue
+	PrevKV *proto.KeyValue
+}
+
+// Hook is told of every applied entry, in log order, with the events it
+// produced (none for an entry that changed no key). It is called with the
+// store's write lock held, so that what it sees matches the state at rev
+// exactly: it must not block and must not call back into the store except
+// through the ReadView it is given.
+type Hook func(rev uint64, events []Event, view ReadView)
+
+// ReadView reads the state as of the revision the Hook was called for.
+type ReadView interface {
+	List(prefix, after string, limit int) (items []*proto.KeyValue, next string)
+}
+
+// state is the whole StateStore: keys, leases and revision. The tree holds
+// immutable *proto.KeyValue: a write replaces the item, it never mutates it,
+// so a cloned tree (a snapshot) stays valid while writes go on.
+type state struct {
+	tree   *btree.BTreeG[*proto.KeyValue]
+	leases map[uint64]*lease
+	rev    uint64
+}
+
+type lease struct {
+	id   uint64
+	ttl  int64
+	keys map[string]struct{}
+}
+
+func lessKV(a, b *proto.KeyValue) bool { return a.Key < b.Key }
+
+func newState() *state {
+	return &state{
+		tree:   btree.NewG[*proto.KeyValue](32, lessKV),
+		leases: make(map[uint64]*lease),
+	}
+}
+
+// Store is the StateStore. It is safe for concurrent use: reads take the read
+// lock; Apply, Restore and taking a snapshot (a B-tree Clone) take the write
+// lock.
+type Store struct {
+	// mu guards st (which Restore replaces whole) and the hook.
+	mu   sync.RWMutex
+	st   *state
+	hook Hook
+	// applied is closed and replaced whenever the revision moves.
+	applied chan struct{}
+}
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{st: newState(), applied: make(chan struct{})}
+}
+
+// WaitRevision blocks until the store has applied rev or ctx ends.
+func (s *Store) WaitRevision(ctx context.Context, rev uint64) error {
+	for {
+		s.mu.RLock()
+		cur, ch := s.st.rev, s.applied
+		s.mu.RUnlock()
+		if cur >= rev {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for revision %d (at %d): %w", rev, cur, ctx.Err())
+		}
+	}
+}
+
+// notifyApplied wakes WaitRevision callers; s.mu must be held for writing.
+func (s *Store) notifyApplied() {
+	close(s.applied)
+	s.applied = make(chan struct{})
+}
+
+// SetHook installs the function told of every applied entry.
+func (s *Store) SetHook(h Hook) {
+	s.mu.Lock()
+	s.hook = h
+	s.mu.Unlock()
+}
+
+// Revision returns the index of the last applied entry.
+func (s *Store) Revision() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.rev
+}
+
+// Get returns the key's current value, or an ErrNotFound error, and the store
+// revision it read at. The returned KeyValue must not be modified.
+func (s *Store) Get(key string) (*proto.KeyValue, uint64, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, 0, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	kv, ok := s.st.tree.Get(&proto.KeyValue{Key: key})
+	if !ok {
+		return nil, s.st.rev, notFound("key", "key %s not found", key)
+	}
+	return kv, s.st.rev, nil
+}
+
+// List returns, in key order, at most limit keys that start with prefix and
+// sort after after (DefaultListLimit when limit <= 0). next is the last key
+// returned when more remain, "" on the last page. The returned KeyValues
+// must not be modified.
+func (s *Store) List(prefix, after string, limit int) (items []*proto.KeyValue, next string, rev uint64, err error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return nil, "", 0, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	items, next = s.st.list(prefix, after, limit)
+	return items, next, s.st.rev, nil
+}
+
+// Lease returns the TTL of a lease, or an ErrNotFound error.
+func (s *Store) Lease(id uint64) (ttl int64, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	l, ok := s.st.leases[id]
+	if !ok {
+		return 0, notFound("lease", "lease %d not found", id)
+	}
+	return l.ttl, nil
+}
+
+// Leases returns every lease's ID and TTL.
+func (s *Store) Leases() map[uint64]int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[uint64]int64, len(s.st.leases))
+	for id, l := range s.st.leases {
+		out[id] = l.ttl
+	}
+	return out
+}
+
+// Len returns the number of keys.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.tree.Len()
+}
+
+func (st *state) list(prefix, after string, limit int) (items []*proto.KeyValue, next string) {
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	from := prefix
+	if after >= from {
+		from = after + "\x00"
+	}
+	st.tree.AscendGreaterOrEqual(&proto.KeyValue{Key: from}, func(kv *proto.KeyValue) bool {
+		if !strings.HasPrefix(kv.Key, prefix) {
+			return false
+		}
+		if len(items) == limit {
+			next = items[len(items)-1].Key
+			return false
+		}
+		items = append(items, kv)
+		return true
+	})
+	return items, next
+}
+
+func (st *state) get(key string) *proto.KeyValue {
+	kv, _ := st.tree.Get(&proto.KeyValue{Key: key})
+	return kv
+}
+
+// stateView is the ReadView handed to the Hook while the write lock is held.
+type stateView struct{ st *state }
+
+func (v stateView) List(prefix, after string, limit int) ([]*proto.KeyValue, string) {
+	return v.st.list(prefix, after, limit)
+}

@@ -1,0 +1,32 @@
+package rpc
+
+import (
+	"context"
+	"io"
+
+	"github.com/dux-io/dux/proto"
+)
+
+// Backend is what the APIs need from a member. cluster.Node implements it.
+// Errors are *fsm.Error for bad input, missing keys and failed compares, and
+// the cluster package's sentinels when no leader can be reached.
+type Backend interface {
+	Get(ctx context.Context, req *proto.GetRequest) (*proto.GetResponse, error)
+	List(ctx context.Context, req *proto.ListRequest) (*proto.ListResponse, error)
+	Put(ctx context.Context, req *proto.PutRequest) (*proto.PutResponse, error)
+	Delete(ctx context.Context, req *proto.DeleteRequest) (*proto.DeleteResponse, error)
+	Txn(ctx context.Context, req *proto.TxnRequest) (*proto.TxnResponse, error)
+	LeaseGrant(ctx context.Context, req *proto.LeaseGrantRequest) (*proto.LeaseGrantResponse, error)
+	LeaseKeepAlive(ctx context.Context, req *proto.LeaseKeepAliveRequest) (*proto.LeaseKeepAliveResponse, error)
+	LeaseRevoke(ctx context.Context, req *proto.LeaseRevokeRequest) (*proto.LeaseRevokeResponse, error)
+
+	// Leader describes the leader; its ID is empty when none is known.
+	Leader() *proto.LeaderResponse
+	RaftConfiguration() (*proto.RaftConfigurationResponse, error)
+	// Snapshot writes a consistent snapshot to w and returns its revision.
+	Snapshot(ctx context.Context, w io.Writer) (uint64, error)
+	// Restore replaces the cluster's state with the snapshot read from r.
+	Restore(ctx context.Context, r io.Reader) (uint64, error)
+	// Ready returns nil when the member can serve linearizable requests.
+	Ready() error
+}
