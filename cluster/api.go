@@ -331,7 +331,7 @@ func (n *Node) Restore(ctx context.Context, r io.Reader) (uint64, error) {
 	// Raft installs the snapshot at max(last index, meta.Index)+1; leave
 	// room for writes that land meanwhile.
 	index := max(n.raft.LastIndex()+1024, snap.Revision())
-	if err := snap.WriteTo(f, index+1); err != nil {
+	if err := snap.Encode(f, index+1); err != nil {
 		return 0, fmt.Errorf("restore: spool snapshot: %w", err)
 	}
 	size, err := f.Seek(0, io.SeekCurrent)

@@ -17,13 +17,8 @@ const (
 // empty, "." or ".." segment, no control character, is valid UTF-8 and is at
 // most MaxKeyBytes long.
 func ValidateKey(key string) error {
-	if err := validatePath(key); err != nil {
-		return err
-	}
-	if strings.HasSuffix(key, "/") {
-		return invalid("key", "key %q ends in \"/\" (empty segment)", key)
-	}
-	return nil
+	// A trailing "/" is an empty last segment, refused by validatePath.
+	return validatePath(key)
 }
 
 // ValidatePrefix checks a prefix for listing or deleting: like a key, but it
@@ -31,6 +26,9 @@ func ValidateKey(key string) error {
 func ValidatePrefix(prefix string) error {
 	if prefix == "/" {
 		return nil
+	}
+	if len(prefix) > MaxKeyBytes {
+		return invalid("key", "prefix is %d bytes, more than %d", len(prefix), MaxKeyBytes)
 	}
 	return validatePath(strings.TrimSuffix(prefix, "/"))
 }

@@ -161,10 +161,10 @@ type Snapshot struct{ st *state }
 // Revision is the revision the snapshot was taken at.
 func (sn *Snapshot) Revision() uint64 { return sn.st.rev }
 
-// WriteTo encodes the snapshot again, stamped with revision rev (which must
+// Encode writes the snapshot again, stamped with revision rev (which must
 // not be lower than its own): a restored backup must not take the cluster's
 // revision backwards.
-func (sn *Snapshot) WriteTo(w io.Writer, rev uint64) error {
+func (sn *Snapshot) Encode(w io.Writer, rev uint64) error {
 	out := sn.st.snapshot()
 	if rev < out.rev {
 		return fmt.Errorf("fsm: snapshot revision %d would go back to %d", out.rev, rev)
@@ -212,6 +212,9 @@ func ReadSnapshot(r io.Reader) (*Snapshot, error) {
 	}
 	if tail[0] != recEnd || binary.BigEndian.Uint32(tail[1:]) != sum {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
+	}
+	if _, err := cr.ReadByte(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the end record", ErrBadSnapshot)
 	}
 	var err error
 	st.tree.Ascend(func(kv *proto.KeyValue) bool {
