@@ -83,6 +83,10 @@ func (st *state) apply(rev uint64, c *proto.Command) (*proto.Result, []Event) {
 		var r *proto.LeaseRevokeResponse
 		r, err = a.leaseRevoke(cmd.LeaseRevoke)
 		res.Result = &proto.Result_LeaseRevoke{LeaseRevoke: r}
+	case *proto.Command_Publish:
+		var r *proto.PublishResponse
+		r, err = a.publish(cmd.Publish)
+		res.Result = &proto.Result_Publish{Publish: r}
 	case *proto.Command_Barrier:
 	default:
 		panic(fmt.Sprintf("fsm: %v at index %d: %T", errUnknownCommand, rev, c.Cmd))
@@ -317,6 +321,20 @@ func (a *applier) leaseRevoke(r *proto.LeaseRevoke) (*proto.LeaseRevokeResponse,
 	}
 	delete(a.st.leases, r.Id)
 	return &proto.LeaseRevokeResponse{Revision: a.rev, Deleted: uint64(len(a.events))}, nil
+}
+
+// publish turns a message into an event on its channel; it is not stored.
+func (a *applier) publish(r *proto.PublishRequest) (*proto.PublishResponse, *Error) {
+	if err := ValidateKey(r.Channel); err != nil {
+		e := *err.(*Error)
+		e.Field = "channel"
+		return nil, &e
+	}
+	a.events = append(a.events, Event{
+		Type: EventMessage,
+		KV:   &proto.KeyValue{Key: r.Channel, Value: r.Payload, ModRevision: a.rev, Origin: r.Origin},
+	})
+	return &proto.PublishResponse{Revision: a.rev}, nil
 }
 
 // setKey writes key at this revision, replacing (never mutating) the old item.

@@ -150,6 +150,9 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	}
 	s.mu.Lock()
 	s.st = st.st
+	if s.restoreHook != nil {
+		s.restoreHook(s.st.rev, stateView{s.st})
+	}
 	s.notifyApplied()
 	s.mu.Unlock()
 	return nil

@@ -24,6 +24,9 @@ const (
 	EventDelete
 	// EventExpire is a delete because the key's lease expired.
 	EventExpire
+	// EventMessage is a message published on a channel: KV.Key is the
+	// channel, KV.Value the payload. It changes no key.
+	EventMessage
 )
 
 func (t EventType) String() string {
@@ -34,6 +37,8 @@ func (t EventType) String() string {
 		return "delete"
 	case EventExpire:
 		return "expire"
+	case EventMessage:
+		return "message"
 	}
 	return "unknown"
 }
@@ -52,6 +57,10 @@ type Event struct {
 // exactly: it must not block and must not call back into the store except
 // through the ReadView it is given.
 type Hook func(rev uint64, events []Event, view ReadView)
+
+// RestoreHook is told when a snapshot replaced the whole state, with the
+// new revision. It is called with the store's write lock held.
+type RestoreHook func(rev uint64, view ReadView)
 
 // ReadView reads the state as of the revision the Hook was called for.
 type ReadView interface {
@@ -87,9 +96,10 @@ func newState() *state {
 // lock.
 type Store struct {
 	// mu guards st (which Restore replaces whole) and the hook.
-	mu   sync.RWMutex
-	st   *state
-	hook Hook
+	mu          sync.RWMutex
+	st          *state
+	hook        Hook
+	restoreHook RestoreHook
 	// applied is closed and replaced whenever the revision moves.
 	applied chan struct{}
 }
@@ -127,6 +137,31 @@ func (s *Store) SetHook(h Hook) {
 	s.mu.Lock()
 	s.hook = h
 	s.mu.Unlock()
+}
+
+// SetRestoreHook installs the function told of every restore.
+func (s *Store) SetRestoreHook(h RestoreHook) {
+	s.mu.Lock()
+	s.restoreHook = h
+	s.mu.Unlock()
+}
+
+// View returns a read-only view of the whole state at the current
+// revision, and that revision. It costs O(1) (a copy-on-write clone) and
+// stays valid while writes go on, so a long listing holds no lock.
+func (s *Store) View() (*View, uint64) {
+	// Cloning writes to the original tree, so it takes the write lock.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &View{st: &state{tree: s.st.tree.Clone(), rev: s.st.rev}}, s.st.rev
+}
+
+// View is a read-only copy of the state at one revision.
+type View struct{ st *state }
+
+// List is Store.List on the view.
+func (v *View) List(prefix, after string, limit int) (items []*proto.KeyValue, next string) {
+	return v.st.list(prefix, after, limit)
 }
 
 // Revision returns the index of the last applied entry.

@@ -84,6 +84,7 @@ type Command struct {
 	//	*Command_LeaseGrant
 	//	*Command_LeaseRevoke
 	//	*Command_Barrier
+	//	*Command_Publish
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -180,6 +181,15 @@ func (x *Command) GetBarrier() *Barrier {
 	return nil
 }
 
+func (x *Command) GetPublish() *PublishRequest {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_Publish); ok {
+			return x.Publish
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -208,6 +218,10 @@ type Command_Barrier struct {
 	Barrier *Barrier `protobuf:"bytes,6,opt,name=barrier,proto3,oneof"`
 }
 
+type Command_Publish struct {
+	Publish *PublishRequest `protobuf:"bytes,7,opt,name=publish,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Cmd() {}
 
 func (*Command_Delete) isCommand_Cmd() {}
@@ -219,6 +233,8 @@ func (*Command_LeaseGrant) isCommand_Cmd() {}
 func (*Command_LeaseRevoke) isCommand_Cmd() {}
 
 func (*Command_Barrier) isCommand_Cmd() {}
+
+func (*Command_Publish) isCommand_Cmd() {}
 
 // LeaseRevoke ends a lease and deletes its keys. expired marks a revoke the
 // leader decided because the lease's TTL ran out.
@@ -403,6 +419,7 @@ type Result struct {
 	//	*Result_Txn
 	//	*Result_LeaseGrant
 	//	*Result_LeaseRevoke
+	//	*Result_Publish
 	Result        isResult_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -504,6 +521,15 @@ func (x *Result) GetLeaseRevoke() *LeaseRevokeResponse {
 	return nil
 }
 
+func (x *Result) GetPublish() *PublishResponse {
+	if x != nil {
+		if x, ok := x.Result.(*Result_Publish); ok {
+			return x.Publish
+		}
+	}
+	return nil
+}
+
 type isResult_Result interface {
 	isResult_Result()
 }
@@ -528,6 +554,10 @@ type Result_LeaseRevoke struct {
 	LeaseRevoke *LeaseRevokeResponse `protobuf:"bytes,7,opt,name=lease_revoke,json=leaseRevoke,proto3,oneof"`
 }
 
+type Result_Publish struct {
+	Publish *PublishResponse `protobuf:"bytes,8,opt,name=publish,proto3,oneof"`
+}
+
 func (*Result_Put) isResult_Result() {}
 
 func (*Result_Delete) isResult_Result() {}
@@ -537,6 +567,8 @@ func (*Result_Txn) isResult_Result() {}
 func (*Result_LeaseGrant) isResult_Result() {}
 
 func (*Result_LeaseRevoke) isResult_Result() {}
+
+func (*Result_Publish) isResult_Result() {}
 
 type ApplyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -886,7 +918,7 @@ var File_dux_v1_internal_proto protoreflect.FileDescriptor
 
 const file_dux_v1_internal_proto_rawDesc = "" +
 	"\n" +
-	"\x15dux/v1/internal.proto\x12\x06dux.v1\x1a\x12dux/v1/state.proto\"\xb6\x02\n" +
+	"\x15dux/v1/internal.proto\x12\x06dux.v1\x1a\x15dux/v1/dispatch.proto\x1a\x12dux/v1/state.proto\"\xea\x02\n" +
 	"\aCommand\x12&\n" +
 	"\x03put\x18\x01 \x01(\v2\x12.dux.v1.PutRequestH\x00R\x03put\x12/\n" +
 	"\x06delete\x18\x02 \x01(\v2\x15.dux.v1.DeleteRequestH\x00R\x06delete\x12&\n" +
@@ -894,7 +926,8 @@ const file_dux_v1_internal_proto_rawDesc = "" +
 	"\vlease_grant\x18\x04 \x01(\v2\x19.dux.v1.LeaseGrantRequestH\x00R\n" +
 	"leaseGrant\x128\n" +
 	"\flease_revoke\x18\x05 \x01(\v2\x13.dux.v1.LeaseRevokeH\x00R\vleaseRevoke\x12+\n" +
-	"\abarrier\x18\x06 \x01(\v2\x0f.dux.v1.BarrierH\x00R\abarrierB\x05\n" +
+	"\abarrier\x18\x06 \x01(\v2\x0f.dux.v1.BarrierH\x00R\abarrier\x122\n" +
+	"\apublish\x18\a \x01(\v2\x16.dux.v1.PublishRequestH\x00R\apublishB\x05\n" +
 	"\x03cmd\"7\n" +
 	"\vLeaseRevoke\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
@@ -910,7 +943,7 @@ const file_dux_v1_internal_proto_rawDesc = "" +
 	"\aUNKNOWN\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\r\n" +
 	"\tNOT_FOUND\x10\x02\x12\x17\n" +
-	"\x13FAILED_PRECONDITION\x10\x03\"\xd8\x02\n" +
+	"\x13FAILED_PRECONDITION\x10\x03\"\x8d\x03\n" +
 	"\x06Result\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12#\n" +
 	"\x05error\x18\x02 \x01(\v2\r.dux.v1.ErrorR\x05error\x12'\n" +
@@ -919,7 +952,8 @@ const file_dux_v1_internal_proto_rawDesc = "" +
 	"\x03txn\x18\x05 \x01(\v2\x13.dux.v1.TxnResponseH\x00R\x03txn\x12=\n" +
 	"\vlease_grant\x18\x06 \x01(\v2\x1a.dux.v1.LeaseGrantResponseH\x00R\n" +
 	"leaseGrant\x12@\n" +
-	"\flease_revoke\x18\a \x01(\v2\x1b.dux.v1.LeaseRevokeResponseH\x00R\vleaseRevokeB\b\n" +
+	"\flease_revoke\x18\a \x01(\v2\x1b.dux.v1.LeaseRevokeResponseH\x00R\vleaseRevoke\x123\n" +
+	"\apublish\x18\b \x01(\v2\x17.dux.v1.PublishResponseH\x00R\apublishB\b\n" +
 	"\x06result\"9\n" +
 	"\fApplyRequest\x12)\n" +
 	"\acommand\x18\x01 \x01(\v2\x0f.dux.v1.CommandR\acommand\"\x12\n" +
@@ -978,13 +1012,15 @@ var file_dux_v1_internal_proto_goTypes = []any{
 	(*DeleteRequest)(nil),          // 14: dux.v1.DeleteRequest
 	(*TxnRequest)(nil),             // 15: dux.v1.TxnRequest
 	(*LeaseGrantRequest)(nil),      // 16: dux.v1.LeaseGrantRequest
-	(*PutResponse)(nil),            // 17: dux.v1.PutResponse
-	(*DeleteResponse)(nil),         // 18: dux.v1.DeleteResponse
-	(*TxnResponse)(nil),            // 19: dux.v1.TxnResponse
-	(*LeaseGrantResponse)(nil),     // 20: dux.v1.LeaseGrantResponse
-	(*LeaseRevokeResponse)(nil),    // 21: dux.v1.LeaseRevokeResponse
-	(*LeaseKeepAliveRequest)(nil),  // 22: dux.v1.LeaseKeepAliveRequest
-	(*LeaseKeepAliveResponse)(nil), // 23: dux.v1.LeaseKeepAliveResponse
+	(*PublishRequest)(nil),         // 17: dux.v1.PublishRequest
+	(*PutResponse)(nil),            // 18: dux.v1.PutResponse
+	(*DeleteResponse)(nil),         // 19: dux.v1.DeleteResponse
+	(*TxnResponse)(nil),            // 20: dux.v1.TxnResponse
+	(*LeaseGrantResponse)(nil),     // 21: dux.v1.LeaseGrantResponse
+	(*LeaseRevokeResponse)(nil),    // 22: dux.v1.LeaseRevokeResponse
+	(*PublishResponse)(nil),        // 23: dux.v1.PublishResponse
+	(*LeaseKeepAliveRequest)(nil),  // 24: dux.v1.LeaseKeepAliveRequest
+	(*LeaseKeepAliveResponse)(nil), // 25: dux.v1.LeaseKeepAliveResponse
 }
 var file_dux_v1_internal_proto_depIdxs = []int32{
 	13, // 0: dux.v1.Command.put:type_name -> dux.v1.PutRequest
@@ -993,27 +1029,29 @@ var file_dux_v1_internal_proto_depIdxs = []int32{
 	16, // 3: dux.v1.Command.lease_grant:type_name -> dux.v1.LeaseGrantRequest
 	2,  // 4: dux.v1.Command.lease_revoke:type_name -> dux.v1.LeaseRevoke
 	3,  // 5: dux.v1.Command.barrier:type_name -> dux.v1.Barrier
-	0,  // 6: dux.v1.Error.code:type_name -> dux.v1.Error.Code
-	4,  // 7: dux.v1.Result.error:type_name -> dux.v1.Error
-	17, // 8: dux.v1.Result.put:type_name -> dux.v1.PutResponse
-	18, // 9: dux.v1.Result.delete:type_name -> dux.v1.DeleteResponse
-	19, // 10: dux.v1.Result.txn:type_name -> dux.v1.TxnResponse
-	20, // 11: dux.v1.Result.lease_grant:type_name -> dux.v1.LeaseGrantResponse
-	21, // 12: dux.v1.Result.lease_revoke:type_name -> dux.v1.LeaseRevokeResponse
-	1,  // 13: dux.v1.ApplyRequest.command:type_name -> dux.v1.Command
-	6,  // 14: dux.v1.Internal.Apply:input_type -> dux.v1.ApplyRequest
-	7,  // 15: dux.v1.Internal.ReadIndex:input_type -> dux.v1.ReadIndexRequest
-	9,  // 16: dux.v1.Internal.Status:input_type -> dux.v1.StatusRequest
-	22, // 17: dux.v1.Internal.LeaseKeepAlive:input_type -> dux.v1.LeaseKeepAliveRequest
-	5,  // 18: dux.v1.Internal.Apply:output_type -> dux.v1.Result
-	8,  // 19: dux.v1.Internal.ReadIndex:output_type -> dux.v1.ReadIndexResponse
-	10, // 20: dux.v1.Internal.Status:output_type -> dux.v1.StatusResponse
-	23, // 21: dux.v1.Internal.LeaseKeepAlive:output_type -> dux.v1.LeaseKeepAliveResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	17, // 6: dux.v1.Command.publish:type_name -> dux.v1.PublishRequest
+	0,  // 7: dux.v1.Error.code:type_name -> dux.v1.Error.Code
+	4,  // 8: dux.v1.Result.error:type_name -> dux.v1.Error
+	18, // 9: dux.v1.Result.put:type_name -> dux.v1.PutResponse
+	19, // 10: dux.v1.Result.delete:type_name -> dux.v1.DeleteResponse
+	20, // 11: dux.v1.Result.txn:type_name -> dux.v1.TxnResponse
+	21, // 12: dux.v1.Result.lease_grant:type_name -> dux.v1.LeaseGrantResponse
+	22, // 13: dux.v1.Result.lease_revoke:type_name -> dux.v1.LeaseRevokeResponse
+	23, // 14: dux.v1.Result.publish:type_name -> dux.v1.PublishResponse
+	1,  // 15: dux.v1.ApplyRequest.command:type_name -> dux.v1.Command
+	6,  // 16: dux.v1.Internal.Apply:input_type -> dux.v1.ApplyRequest
+	7,  // 17: dux.v1.Internal.ReadIndex:input_type -> dux.v1.ReadIndexRequest
+	9,  // 18: dux.v1.Internal.Status:input_type -> dux.v1.StatusRequest
+	24, // 19: dux.v1.Internal.LeaseKeepAlive:input_type -> dux.v1.LeaseKeepAliveRequest
+	5,  // 20: dux.v1.Internal.Apply:output_type -> dux.v1.Result
+	8,  // 21: dux.v1.Internal.ReadIndex:output_type -> dux.v1.ReadIndexResponse
+	10, // 22: dux.v1.Internal.Status:output_type -> dux.v1.StatusResponse
+	25, // 23: dux.v1.Internal.LeaseKeepAlive:output_type -> dux.v1.LeaseKeepAliveResponse
+	20, // [20:24] is the sub-list for method output_type
+	16, // [16:20] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_dux_v1_internal_proto_init() }
@@ -1021,6 +1059,7 @@ func file_dux_v1_internal_proto_init() {
 	if File_dux_v1_internal_proto != nil {
 		return
 	}
+	file_dux_v1_dispatch_proto_init()
 	file_dux_v1_state_proto_init()
 	file_dux_v1_internal_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_Put)(nil),
@@ -1029,6 +1068,7 @@ func file_dux_v1_internal_proto_init() {
 		(*Command_LeaseGrant)(nil),
 		(*Command_LeaseRevoke)(nil),
 		(*Command_Barrier)(nil),
+		(*Command_Publish)(nil),
 	}
 	file_dux_v1_internal_proto_msgTypes[4].OneofWrappers = []any{
 		(*Result_Put)(nil),
@@ -1036,6 +1076,7 @@ func file_dux_v1_internal_proto_init() {
 		(*Result_Txn)(nil),
 		(*Result_LeaseGrant)(nil),
 		(*Result_LeaseRevoke)(nil),
+		(*Result_Publish)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
