@@ -122,6 +122,26 @@ func (n *Node) Txn(ctx context.Context, req *proto.TxnRequest) (*proto.TxnRespon
 	return res.GetTxn(), nil
 }
 
+// Publish sends a message on a channel through the Raft log: every
+// subscriber of the channel, on every member, receives it in the same total
+// order as state events. It is not stored.
+func (n *Node) Publish(ctx context.Context, req *proto.PublishRequest) (*proto.PublishResponse, error) {
+	if err := fsm.ValidateKey(req.Channel); err != nil {
+		return nil, withField(err, "channel")
+	}
+	if err := fsm.ValidateValue(req.Payload, n.cfg.MaxValueBytes); err != nil {
+		return nil, withField(err, "payload")
+	}
+	if err := checkOrigin(req.Origin); err != nil {
+		return nil, err
+	}
+	res, err := n.Apply(ctx, &proto.Command{Cmd: &proto.Command_Publish{Publish: req}})
+	if err != nil {
+		return nil, err
+	}
+	return res.GetPublish(), nil
+}
+
 // LeaseGrant creates a lease with a TTL in seconds.
 func (n *Node) LeaseGrant(ctx context.Context, req *proto.LeaseGrantRequest) (*proto.LeaseGrantResponse, error) {
 	if req.TtlSeconds < 1 || req.TtlSeconds > MaxLeaseTTL {
@@ -161,16 +181,22 @@ func (n *Node) LeaseKeepAlive(ctx context.Context, req *proto.LeaseKeepAliveRequ
 			}
 			return &proto.LeaseKeepAliveResponse{Id: req.Id, TtlSeconds: ttl}, nil
 		}
-		var resp *proto.LeaseKeepAliveResponse
+		var res *proto.Result
 		err := n.withLeader(ctx, func(ctx context.Context, leader Member) error {
 			var err error
-			resp, err = n.peers.internal(leader.GRPC).LeaseKeepAlive(ctx, req)
+			res, err = n.peers.internal(leader.GRPC).LeaseKeepAlive(ctx, req)
 			return err
 		})
 		if errors.Is(err, errLeaderIsSelf) {
 			continue
 		}
-		return resp, err
+		if err != nil {
+			return nil, err
+		}
+		if err := fsm.FromProto(res.Error); err != nil {
+			return nil, err
+		}
+		return res.GetLeaseKeepAlive(), nil
 	}
 }
 
@@ -345,6 +371,12 @@ func (n *Node) Restore(ctx context.Context, r io.Reader) (uint64, error) {
 	if err := n.raft.Restore(meta, f, n.cfg.ApplyTimeout); err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}
+	// Raft ends a restore with a no-op entry that never reaches the FSM;
+	// a barrier command after it brings the FSM's revision past the commit
+	// index again, so linearizable reads do not wait for the next write.
+	if _, err := n.applyLocal(&proto.Command{Cmd: &proto.Command_Barrier{Barrier: &proto.Barrier{Leader: n.cfg.Name}}}); err != nil {
+		return 0, fmt.Errorf("restore: barrier after restore: %w", err)
+	}
 	n.log.Info("restored snapshot", "keys", snap.Len(), "revision", n.store.Revision())
 	return n.store.Revision(), nil
 }
@@ -356,9 +388,13 @@ func (n *Node) forwardRestore(ctx context.Context, r io.Reader) (uint64, error) 
 		if err != nil {
 			return err
 		}
-		buf := make([]byte, 256<<10)
 		for {
-			k, rerr := r.Read(buf)
+			// A sent message must not be modified, so each chunk is new.
+			buf := make([]byte, 256<<10)
+			k, rerr := io.ReadFull(r, buf)
+			if rerr == io.ErrUnexpectedEOF {
+				rerr = io.EOF
+			}
 			if k > 0 {
 				if err := stream.Send(&proto.SnapshotChunk{Data: buf[:k]}); err != nil {
 					break // the status comes from CloseAndRecv

@@ -57,17 +57,19 @@ func (s *internalServer) Status(ctx context.Context, _ *proto.StatusRequest) (*p
 	}, nil
 }
 
-func (s *internalServer) LeaseKeepAlive(ctx context.Context, req *proto.LeaseKeepAliveRequest) (*proto.LeaseKeepAliveResponse, error) {
+func (s *internalServer) LeaseKeepAlive(ctx context.Context, req *proto.LeaseKeepAliveRequest) (*proto.Result, error) {
 	if !s.n.IsLeader() {
 		return nil, toStatus(ErrNotLeader)
 	}
 	ttl, err := s.n.lessor.keepAlive(req.Id)
+	var fe *fsm.Error
+	if errors.As(err, &fe) {
+		return &proto.Result{Error: fsm.ToProto(fe)}, nil
+	}
 	if err != nil {
-		var fe *fsm.Error
-		if errors.As(err, &fe) {
-			return nil, status.Error(codes.NotFound, fe.Error())
-		}
 		return nil, toStatus(err)
 	}
-	return &proto.LeaseKeepAliveResponse{Id: req.Id, TtlSeconds: ttl}, nil
+	return &proto.Result{Result: &proto.Result_LeaseKeepAlive{
+		LeaseKeepAlive: &proto.LeaseKeepAliveResponse{Id: req.Id, TtlSeconds: ttl},
+	}}, nil
 }

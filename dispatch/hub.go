@@ -222,7 +222,8 @@ func (h *Hub) Applied(rev uint64, events []fsm.Event, _ fsm.ReadView) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, e := range events {
-		ev := &proto.Event{Type: eventType(e.Type), Revision: rev, Kv: e.KV, PrevKv: e.PrevKV, Index: uint32(i)}
+		ev := &proto.Event{Type: eventType(e.Type), Revision: rev, Kv: e.KV, PrevKv: e.PrevKV,
+			Index: uint32(i), Last: i == len(events)-1}
 		h.push(&item{ev: ev, size: int64(len(e.KV.Key) + len(e.KV.Value) + 64)})
 	}
 	h.head = rev
@@ -305,10 +306,17 @@ func (h *Hub) Stats() Stats {
 		Oldest: h.floor, Revision: h.head, Sent: h.sent.Load(), Cutoffs: h.cutoffs}
 }
 
-// withoutPrev returns ev without its previous key-value.
-func withoutPrev(ev *proto.Event) *proto.Event {
-	if ev.PrevKv == nil {
+// forSubscriber returns ev as one subscriber should see it: with or
+// without the previous key-value, and marked last if it is the last event of
+// its revision the subscriber gets. Events are shared between subscribers,
+// so it copies rather than modifies.
+func forSubscriber(ev *proto.Event, prevKV, last bool) *proto.Event {
+	if (prevKV || ev.PrevKv == nil) && ev.Last == last {
 		return ev
 	}
-	return &proto.Event{Type: ev.Type, Revision: ev.Revision, Kv: ev.Kv, Index: ev.Index}
+	c := &proto.Event{Type: ev.Type, Revision: ev.Revision, Kv: ev.Kv, PrevKv: ev.PrevKv, Index: ev.Index, Last: last}
+	if !prevKV {
+		c.PrevKv = nil
+	}
+	return c
 }

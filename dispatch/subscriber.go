@@ -256,10 +256,10 @@ func (s *subscriber) deliver(batch []*item) (sent bool, err error) {
 	if s.latest {
 		events = coalesce(events)
 	}
-	for _, ev := range events {
-		if !s.req.PrevKv {
-			ev = withoutPrev(ev)
-		}
+	for i, ev := range events {
+		// Batches never split a revision, so the next event tells.
+		last := i == len(events)-1 || events[i+1].Revision != ev.Revision
+		ev = forSubscriber(ev, s.req.PrevKv, last)
 		if err := s.send(ev); err != nil {
 			return sent, err
 		}
@@ -300,6 +300,13 @@ type matcher struct {
 type spec struct {
 	key    string
 	prefix bool
+}
+
+// ValidateChannels checks the channels of a subscription: each a key, or a
+// prefix ending in "/".
+func ValidateChannels(channels []string) error {
+	_, err := newMatcher(channels)
+	return err
 }
 
 // newMatcher validates the channels and drops those another one covers,

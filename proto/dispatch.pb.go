@@ -159,7 +159,11 @@ type Event struct {
 	// transaction or a prefix delete makes several), the same on every
 	// member. A subscriber cut off after event (R, I) resumes exactly with
 	// from_revision R-1 and skip I+1.
-	Index         uint32 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
+	Index uint32 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
+	// last is set on the last event of its revision that this subscriber
+	// receives: after it, the subscriber has the whole revision and resumes
+	// with from_revision = revision.
+	Last          bool `protobuf:"varint,6,opt,name=last,proto3" json:"last,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -227,6 +231,13 @@ func (x *Event) GetIndex() uint32 {
 		return x.Index
 	}
 	return 0
+}
+
+func (x *Event) GetLast() bool {
+	if x != nil {
+		return x.Last
+	}
+	return false
 }
 
 type SubscribeRequest struct {
@@ -454,13 +465,14 @@ var File_dux_v1_dispatch_proto protoreflect.FileDescriptor
 
 const file_dux_v1_dispatch_proto_rawDesc = "" +
 	"\n" +
-	"\x15dux/v1/dispatch.proto\x12\x06dux.v1\x1a\x12dux/v1/state.proto\"\x95\x02\n" +
+	"\x15dux/v1/dispatch.proto\x12\x06dux.v1\x1a\x12dux/v1/state.proto\"\xa9\x02\n" +
 	"\x05Event\x12&\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x12.dux.v1.Event.TypeR\x04type\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12 \n" +
 	"\x02kv\x18\x03 \x01(\v2\x10.dux.v1.KeyValueR\x02kv\x12)\n" +
 	"\aprev_kv\x18\x04 \x01(\v2\x10.dux.v1.KeyValueR\x06prevKv\x12\x14\n" +
-	"\x05index\x18\x05 \x01(\rR\x05index\"e\n" +
+	"\x05index\x18\x05 \x01(\rR\x05index\x12\x12\n" +
+	"\x04last\x18\x06 \x01(\bR\x04last\"e\n" +
 	"\x04Type\x12\a\n" +
 	"\x03PUT\x10\x00\x12\n" +
 	"\n" +

@@ -420,6 +420,7 @@ type Result struct {
 	//	*Result_LeaseGrant
 	//	*Result_LeaseRevoke
 	//	*Result_Publish
+	//	*Result_LeaseKeepAlive
 	Result        isResult_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -530,6 +531,15 @@ func (x *Result) GetPublish() *PublishResponse {
 	return nil
 }
 
+func (x *Result) GetLeaseKeepAlive() *LeaseKeepAliveResponse {
+	if x != nil {
+		if x, ok := x.Result.(*Result_LeaseKeepAlive); ok {
+			return x.LeaseKeepAlive
+		}
+	}
+	return nil
+}
+
 type isResult_Result interface {
 	isResult_Result()
 }
@@ -558,6 +568,10 @@ type Result_Publish struct {
 	Publish *PublishResponse `protobuf:"bytes,8,opt,name=publish,proto3,oneof"`
 }
 
+type Result_LeaseKeepAlive struct {
+	LeaseKeepAlive *LeaseKeepAliveResponse `protobuf:"bytes,9,opt,name=lease_keep_alive,json=leaseKeepAlive,proto3,oneof"`
+}
+
 func (*Result_Put) isResult_Result() {}
 
 func (*Result_Delete) isResult_Result() {}
@@ -569,6 +583,8 @@ func (*Result_LeaseGrant) isResult_Result() {}
 func (*Result_LeaseRevoke) isResult_Result() {}
 
 func (*Result_Publish) isResult_Result() {}
+
+func (*Result_LeaseKeepAlive) isResult_Result() {}
 
 type ApplyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -943,7 +959,7 @@ const file_dux_v1_internal_proto_rawDesc = "" +
 	"\aUNKNOWN\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\r\n" +
 	"\tNOT_FOUND\x10\x02\x12\x17\n" +
-	"\x13FAILED_PRECONDITION\x10\x03\"\x8d\x03\n" +
+	"\x13FAILED_PRECONDITION\x10\x03\"\xd9\x03\n" +
 	"\x06Result\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12#\n" +
 	"\x05error\x18\x02 \x01(\v2\r.dux.v1.ErrorR\x05error\x12'\n" +
@@ -953,7 +969,8 @@ const file_dux_v1_internal_proto_rawDesc = "" +
 	"\vlease_grant\x18\x06 \x01(\v2\x1a.dux.v1.LeaseGrantResponseH\x00R\n" +
 	"leaseGrant\x12@\n" +
 	"\flease_revoke\x18\a \x01(\v2\x1b.dux.v1.LeaseRevokeResponseH\x00R\vleaseRevoke\x123\n" +
-	"\apublish\x18\b \x01(\v2\x17.dux.v1.PublishResponseH\x00R\apublishB\b\n" +
+	"\apublish\x18\b \x01(\v2\x17.dux.v1.PublishResponseH\x00R\apublish\x12J\n" +
+	"\x10lease_keep_alive\x18\t \x01(\v2\x1e.dux.v1.LeaseKeepAliveResponseH\x00R\x0eleaseKeepAliveB\b\n" +
 	"\x06result\"9\n" +
 	"\fApplyRequest\x12)\n" +
 	"\acommand\x18\x01 \x01(\v2\x0f.dux.v1.CommandR\acommand\"\x12\n" +
@@ -973,12 +990,12 @@ const file_dux_v1_internal_proto_rawDesc = "" +
 	"\x05Lease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
 	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
-	"ttlSeconds2\x85\x02\n" +
+	"ttlSeconds2\xf5\x01\n" +
 	"\bInternal\x12-\n" +
 	"\x05Apply\x12\x14.dux.v1.ApplyRequest\x1a\x0e.dux.v1.Result\x12@\n" +
 	"\tReadIndex\x12\x18.dux.v1.ReadIndexRequest\x1a\x19.dux.v1.ReadIndexResponse\x127\n" +
-	"\x06Status\x12\x15.dux.v1.StatusRequest\x1a\x16.dux.v1.StatusResponse\x12O\n" +
-	"\x0eLeaseKeepAlive\x12\x1d.dux.v1.LeaseKeepAliveRequest\x1a\x1e.dux.v1.LeaseKeepAliveResponseB#Z!github.com/dux-io/dux/proto;protob\x06proto3"
+	"\x06Status\x12\x15.dux.v1.StatusRequest\x1a\x16.dux.v1.StatusResponse\x12?\n" +
+	"\x0eLeaseKeepAlive\x12\x1d.dux.v1.LeaseKeepAliveRequest\x1a\x0e.dux.v1.ResultB#Z!github.com/dux-io/dux/proto;protob\x06proto3"
 
 var (
 	file_dux_v1_internal_proto_rawDescOnce sync.Once
@@ -1019,8 +1036,8 @@ var file_dux_v1_internal_proto_goTypes = []any{
 	(*LeaseGrantResponse)(nil),     // 21: dux.v1.LeaseGrantResponse
 	(*LeaseRevokeResponse)(nil),    // 22: dux.v1.LeaseRevokeResponse
 	(*PublishResponse)(nil),        // 23: dux.v1.PublishResponse
-	(*LeaseKeepAliveRequest)(nil),  // 24: dux.v1.LeaseKeepAliveRequest
-	(*LeaseKeepAliveResponse)(nil), // 25: dux.v1.LeaseKeepAliveResponse
+	(*LeaseKeepAliveResponse)(nil), // 24: dux.v1.LeaseKeepAliveResponse
+	(*LeaseKeepAliveRequest)(nil),  // 25: dux.v1.LeaseKeepAliveRequest
 }
 var file_dux_v1_internal_proto_depIdxs = []int32{
 	13, // 0: dux.v1.Command.put:type_name -> dux.v1.PutRequest
@@ -1038,20 +1055,21 @@ var file_dux_v1_internal_proto_depIdxs = []int32{
 	21, // 12: dux.v1.Result.lease_grant:type_name -> dux.v1.LeaseGrantResponse
 	22, // 13: dux.v1.Result.lease_revoke:type_name -> dux.v1.LeaseRevokeResponse
 	23, // 14: dux.v1.Result.publish:type_name -> dux.v1.PublishResponse
-	1,  // 15: dux.v1.ApplyRequest.command:type_name -> dux.v1.Command
-	6,  // 16: dux.v1.Internal.Apply:input_type -> dux.v1.ApplyRequest
-	7,  // 17: dux.v1.Internal.ReadIndex:input_type -> dux.v1.ReadIndexRequest
-	9,  // 18: dux.v1.Internal.Status:input_type -> dux.v1.StatusRequest
-	24, // 19: dux.v1.Internal.LeaseKeepAlive:input_type -> dux.v1.LeaseKeepAliveRequest
-	5,  // 20: dux.v1.Internal.Apply:output_type -> dux.v1.Result
-	8,  // 21: dux.v1.Internal.ReadIndex:output_type -> dux.v1.ReadIndexResponse
-	10, // 22: dux.v1.Internal.Status:output_type -> dux.v1.StatusResponse
-	25, // 23: dux.v1.Internal.LeaseKeepAlive:output_type -> dux.v1.LeaseKeepAliveResponse
-	20, // [20:24] is the sub-list for method output_type
-	16, // [16:20] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	24, // 15: dux.v1.Result.lease_keep_alive:type_name -> dux.v1.LeaseKeepAliveResponse
+	1,  // 16: dux.v1.ApplyRequest.command:type_name -> dux.v1.Command
+	6,  // 17: dux.v1.Internal.Apply:input_type -> dux.v1.ApplyRequest
+	7,  // 18: dux.v1.Internal.ReadIndex:input_type -> dux.v1.ReadIndexRequest
+	9,  // 19: dux.v1.Internal.Status:input_type -> dux.v1.StatusRequest
+	25, // 20: dux.v1.Internal.LeaseKeepAlive:input_type -> dux.v1.LeaseKeepAliveRequest
+	5,  // 21: dux.v1.Internal.Apply:output_type -> dux.v1.Result
+	8,  // 22: dux.v1.Internal.ReadIndex:output_type -> dux.v1.ReadIndexResponse
+	10, // 23: dux.v1.Internal.Status:output_type -> dux.v1.StatusResponse
+	5,  // 24: dux.v1.Internal.LeaseKeepAlive:output_type -> dux.v1.Result
+	21, // [21:25] is the sub-list for method output_type
+	17, // [17:21] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_dux_v1_internal_proto_init() }
@@ -1077,6 +1095,7 @@ func file_dux_v1_internal_proto_init() {
 		(*Result_LeaseGrant)(nil),
 		(*Result_LeaseRevoke)(nil),
 		(*Result_Publish)(nil),
+		(*Result_LeaseKeepAlive)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -37,8 +37,9 @@ type InternalClient interface {
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 	// Status tells a joining or bootstrapping member about this one.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
-	// LeaseKeepAlive renews a lease on the leader.
-	LeaseKeepAlive(ctx context.Context, in *LeaseKeepAliveRequest, opts ...grpc.CallOption) (*LeaseKeepAliveResponse, error)
+	// LeaseKeepAlive renews a lease on the leader; an unknown or expired
+	// lease comes back as the Result's error.
+	LeaseKeepAlive(ctx context.Context, in *LeaseKeepAliveRequest, opts ...grpc.CallOption) (*Result, error)
 }
 
 type internalClient struct {
@@ -79,9 +80,9 @@ func (c *internalClient) Status(ctx context.Context, in *StatusRequest, opts ...
 	return out, nil
 }
 
-func (c *internalClient) LeaseKeepAlive(ctx context.Context, in *LeaseKeepAliveRequest, opts ...grpc.CallOption) (*LeaseKeepAliveResponse, error) {
+func (c *internalClient) LeaseKeepAlive(ctx context.Context, in *LeaseKeepAliveRequest, opts ...grpc.CallOption) (*Result, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LeaseKeepAliveResponse)
+	out := new(Result)
 	err := c.cc.Invoke(ctx, Internal_LeaseKeepAlive_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -101,8 +102,9 @@ type InternalServer interface {
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	// Status tells a joining or bootstrapping member about this one.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
-	// LeaseKeepAlive renews a lease on the leader.
-	LeaseKeepAlive(context.Context, *LeaseKeepAliveRequest) (*LeaseKeepAliveResponse, error)
+	// LeaseKeepAlive renews a lease on the leader; an unknown or expired
+	// lease comes back as the Result's error.
+	LeaseKeepAlive(context.Context, *LeaseKeepAliveRequest) (*Result, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -122,7 +124,7 @@ func (UnimplementedInternalServer) ReadIndex(context.Context, *ReadIndexRequest)
 func (UnimplementedInternalServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Status not implemented")
 }
-func (UnimplementedInternalServer) LeaseKeepAlive(context.Context, *LeaseKeepAliveRequest) (*LeaseKeepAliveResponse, error) {
+func (UnimplementedInternalServer) LeaseKeepAlive(context.Context, *LeaseKeepAliveRequest) (*Result, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method LeaseKeepAlive not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}

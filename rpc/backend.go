@@ -19,6 +19,8 @@ type Backend interface {
 	LeaseGrant(ctx context.Context, req *proto.LeaseGrantRequest) (*proto.LeaseGrantResponse, error)
 	LeaseKeepAlive(ctx context.Context, req *proto.LeaseKeepAliveRequest) (*proto.LeaseKeepAliveResponse, error)
 	LeaseRevoke(ctx context.Context, req *proto.LeaseRevokeRequest) (*proto.LeaseRevokeResponse, error)
+	// Publish sends a message on a channel through the Raft log.
+	Publish(ctx context.Context, req *proto.PublishRequest) (*proto.PublishResponse, error)
 
 	// Leader describes the leader; its ID is empty when none is known.
 	Leader() *proto.LeaderResponse
@@ -29,4 +31,11 @@ type Backend interface {
 	Restore(ctx context.Context, r io.Reader) (uint64, error)
 	// Ready returns nil when the member can serve linearizable requests.
 	Ready() error
+}
+
+// Subscriber streams events to one subscription. dispatch.Hub implements it.
+type Subscriber interface {
+	// Subscribe blocks, sending events through send, until ctx ends, send
+	// fails or the subscription is cut off; see dispatch.Hub.Subscribe.
+	Subscribe(ctx context.Context, req *proto.SubscribeRequest, send func(*proto.Event) error) error
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dux-io/dux/cluster"
+	"github.com/dux-io/dux/dispatch"
 	"github.com/dux-io/dux/fsm"
 )
 
@@ -30,13 +31,14 @@ var errorTable = []struct {
 	{cluster.ErrNotLeader, codes.Unavailable},
 	{cluster.ErrIndeterminate, codes.Unavailable},
 	{cluster.ErrShutdown, codes.Unavailable},
+	{dispatch.ErrCompacted, codes.OutOfRange},
+	{dispatch.ErrSlow, codes.ResourceExhausted},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{context.Canceled, codes.Canceled},
 }
 
-// ToStatus turns a Backend error into a gRPC status. A typed *fsm.Error
-// carries an ErrorInfo detail with the field at fault and, for a failed
-// compare, the key's current revision.
+// ToStatus turns a Backend or Subscriber error into a gRPC status. A typed
+// error carries an ErrorInfo detail (see errorInfo).
 func ToStatus(err error) error {
 	if err == nil {
 		return nil
@@ -52,20 +54,39 @@ func ToStatus(err error) error {
 		}
 	}
 	st := status.New(code, err.Error())
-	var fe *fsm.Error
-	if errors.As(err, &fe) {
-		info := &errdetails.ErrorInfo{Reason: code.String(), Domain: ErrorDomain, Metadata: map[string]string{}}
+	if info := errorInfo(code, err); info != nil {
+		if withInfo, derr := st.WithDetails(info); derr == nil {
+			st = withInfo
+		}
+	}
+	return st.Err()
+}
+
+// errorInfo carries the data a client needs to act on a typed error: the
+// field at fault, a key's current revision, where to resume.
+func errorInfo(code codes.Code, err error) *errdetails.ErrorInfo {
+	info := &errdetails.ErrorInfo{Reason: code.String(), Domain: ErrorDomain, Metadata: map[string]string{}}
+	var (
+		fe *fsm.Error
+		ce *dispatch.CompactedError
+		se *dispatch.SlowError
+	)
+	switch {
+	case errors.As(err, &fe):
 		if fe.Field != "" {
 			info.Metadata["field"] = fe.Field
 		}
 		if fe.Code == fsm.CodeFailedPrecondition {
 			info.Metadata["revision"] = strconv.FormatUint(fe.Revision, 10)
 		}
-		if withInfo, derr := st.WithDetails(info); derr == nil {
-			st = withInfo
-		}
+	case errors.As(err, &ce):
+		info.Metadata["oldest_revision"] = strconv.FormatUint(ce.Oldest, 10)
+	case errors.As(err, &se):
+		info.Metadata["resume_revision"] = strconv.FormatUint(se.Resume, 10)
+	default:
+		return nil
 	}
-	return st.Err()
+	return info
 }
 
 // httpStatus maps a gRPC code to an HTTP status.
@@ -104,6 +125,11 @@ type errorJSON struct {
 	Message  string `json:"message"`
 	Field    string `json:"field,omitempty"`
 	Revision uint64 `json:"revision,omitempty"`
+	// OldestRevision is the oldest revision a subscription may resume
+	// after, when the one asked for has left the replay window.
+	OldestRevision uint64 `json:"oldest_revision,omitempty"`
+	// ResumeRevision is where a subscriber that was cut off may resume.
+	ResumeRevision uint64 `json:"resume_revision,omitempty"`
 }
 
 // toHTTP turns a Backend error into an HTTP status and body.
@@ -114,6 +140,8 @@ func toHTTP(err error) (int, errorBody) {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
 			body.Error.Field = info.Metadata["field"]
 			body.Error.Revision, _ = strconv.ParseUint(info.Metadata["revision"], 10, 64)
+			body.Error.OldestRevision, _ = strconv.ParseUint(info.Metadata["oldest_revision"], 10, 64)
+			body.Error.ResumeRevision, _ = strconv.ParseUint(info.Metadata["resume_revision"], 10, 64)
 		}
 	}
 	return httpStatus(st.Code()), body

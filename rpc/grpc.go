@@ -17,7 +17,8 @@ import (
 
 // Config configures the API servers.
 type Config struct {
-	Backend Backend
+	Backend    Backend
+	Dispatcher Subscriber
 	// RegisterInternal, if set, adds the member-to-member service to the
 	// gRPC server.
 	RegisterInternal func(grpc.ServiceRegistrar)
@@ -47,6 +48,7 @@ func NewGRPC(ctx context.Context, cfg Config) *grpc.Server {
 	)
 	proto.RegisterStateServer(s, &stateServer{b: cfg.Backend})
 	proto.RegisterClusterServer(s, &clusterServer{b: cfg.Backend})
+	proto.RegisterDispatcherServer(s, &dispatcherServer{b: cfg.Backend, d: cfg.Dispatcher})
 	if cfg.RegisterInternal != nil {
 		cfg.RegisterInternal(s)
 	}

@@ -19,7 +19,7 @@ import (
 // /v1/cluster, /v1/snapshot, /healthz and /readyz.
 func NewHTTP(cfg Config) http.Handler {
 	cfg.maxMsg()
-	h := &httpAPI{b: cfg.Backend, maxValue: cfg.MaxValueBytes, log: cfg.Logger}
+	h := &httpAPI{b: cfg.Backend, d: cfg.Dispatcher, maxValue: cfg.MaxValueBytes, log: cfg.Logger}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -30,6 +30,8 @@ func NewHTTP(cfg Config) http.Handler {
 	mux.HandleFunc("DELETE /v1/lease/{id}", h.leaseRevoke)
 	mux.HandleFunc("GET /v1/cluster/leader", h.leader)
 	mux.HandleFunc("GET /v1/cluster/raft", h.raftConfiguration)
+	mux.HandleFunc("POST /v1/publish/{channel...}", h.publish)
+	mux.HandleFunc("GET /v1/subscribe", h.subscribe)
 	mux.HandleFunc("GET /v1/snapshot", h.snapshot)
 	mux.HandleFunc("POST /v1/snapshot", h.restore)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -54,6 +56,7 @@ func NewHTTP(cfg Config) http.Handler {
 
 type httpAPI struct {
 	b        Backend
+	d        Subscriber
 	maxValue int
 	log      *slog.Logger
 }
@@ -251,11 +254,8 @@ func (h *httpAPI) put(w http.ResponseWriter, r *http.Request, key string) error 
 	if req.PrevKv, err = p.bool("prev_kv"); err != nil {
 		return err
 	}
-	// Read one byte past the limit, so an oversized body is refused by the
-	// same validation (and message) as any other value.
-	req.Value, err = io.ReadAll(io.LimitReader(r.Body, int64(h.maxValue)+1))
-	if err != nil {
-		return badParam("value", "read request body: %v", err)
+	if req.Value, err = readValue(r, h.maxValue); err != nil {
+		return err
 	}
 	resp, err := h.b.Put(r.Context(), req)
 	if err != nil {
@@ -298,6 +298,17 @@ func (h *httpAPI) delete(w http.ResponseWriter, r *http.Request, key string) err
 	}
 	writeJSON(w, http.StatusOK, map[string]uint64{"revision": resp.Revision, "deleted": resp.Deleted})
 	return nil
+}
+
+// readValue reads a request body of at most limit bytes, and one byte more,
+// so that an oversized body is refused by the same validation (and
+// message) as any other value rather than cut short.
+func readValue(r *http.Request, limit int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		return nil, badParam("value", "read request body: %v", err)
+	}
+	return b, nil
 }
 
 // decodeBody decodes a JSON request body strictly: unknown fields and

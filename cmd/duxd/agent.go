@@ -18,18 +18,20 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/dux-io/dux/cluster"
+	"github.com/dux-io/dux/dispatch"
 	"github.com/dux-io/dux/fsm"
 	"github.com/dux-io/dux/rpc"
 )
 
 type agentFlags struct {
 	cfg       cluster.Config
+	dispatch  dispatch.Config
 	logLevel  string
 	logFormat string
 }
 
 func newAgentCmd() *cobra.Command {
-	f := &agentFlags{cfg: cluster.DefaultConfig()}
+	f := &agentFlags{cfg: cluster.DefaultConfig(), dispatch: dispatch.DefaultConfig()}
 	f.cfg.DataDir = ""
 	host, _ := os.Hostname()
 	f.cfg.Name = host
@@ -69,6 +71,10 @@ example DUX_DATA_DIR or DUX_BOOTSTRAP_EXPECT.`,
 	fl.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", c.TrailingLogs, "log entries kept after a snapshot")
 	fl.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
 	fl.DurationVar(&c.ElectionTimeout, "raft-election-timeout", c.ElectionTimeout, "Raft election timeout")
+	d := &f.dispatch
+	fl.IntVar(&d.WindowEvents, "dispatch-window-events", d.WindowEvents, "events kept for subscribers to resume from")
+	fl.Int64Var(&d.WindowBytes, "dispatch-window-bytes", d.WindowBytes, "bytes of events kept for subscribers to resume from")
+	fl.IntVar(&d.MaxLag, "dispatch-max-lag", d.MaxLag, "events a subscriber may fall behind before it is cut off (at most the window)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	return cmd
@@ -127,7 +133,19 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	}
 	defer httpLis.Close()
 
+	dcfg := f.dispatch
+	dcfg.Logger = logger.With("subsystem", "dispatch")
+	if err := dcfg.Validate(); err != nil {
+		return usageError{err}
+	}
 	store := fsm.New()
+	hub, err := dispatch.New(dcfg, store)
+	if err != nil {
+		return err
+	}
+	defer hub.Close()
+	store.SetHook(hub.Applied)
+	store.SetRestoreHook(hub.Restored)
 	node, err := cluster.New(cfg, store)
 	if err != nil {
 		return err
@@ -135,7 +153,7 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	api := rpc.Config{Backend: node, RegisterInternal: node.RegisterInternal, MaxValueBytes: cfg.MaxValueBytes, Logger: logger}
+	api := rpc.Config{Backend: node, Dispatcher: hub, RegisterInternal: node.RegisterInternal, MaxValueBytes: cfg.MaxValueBytes, Logger: logger}
 	grpcSrv := rpc.NewGRPC(ctx, api)
 	httpSrv := &http.Server{Handler: rpc.NewHTTP(api), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
