@@ -59,10 +59,11 @@ func (c Config) Validate() error {
 // Client talks to a Dux cluster. It is safe for concurrent use; create one
 // and share it.
 type Client struct {
-	conn    *grpc.ClientConn
-	state   proto.StateClient
-	cluster proto.ClusterClient
-	retry   backoff
+	conn       *grpc.ClientConn
+	state      proto.StateClient
+	cluster    proto.ClusterClient
+	dispatcher proto.DispatcherClient
+	retry      backoff
 }
 
 // roundRobin spreads RPCs over every connected endpoint; an endpoint whose
@@ -96,10 +97,11 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: connect to %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	c := &Client{
-		conn:    conn,
-		state:   proto.NewStateClient(conn),
-		cluster: proto.NewClusterClient(conn),
-		retry:   defaultBackoff,
+		conn:       conn,
+		state:      proto.NewStateClient(conn),
+		cluster:    proto.NewClusterClient(conn),
+		dispatcher: proto.NewDispatcherClient(conn),
+		retry:      defaultBackoff,
 	}
 	if cfg.DialTimeout > 0 {
 		if err := c.waitReady(cfg.DialTimeout); err != nil {

@@ -102,7 +102,14 @@ func (o casOption) applyDelete(r *proto.DeleteRequest) {
 }
 
 // WithOrigin names the writer, e.g. "scheduler"; it is stored with the key.
-func WithOrigin(name string) WriteOption { return originOption(name) }
+func WithOrigin(name string) OriginOption { return originOption(name) }
+
+// OriginOption names the writer of a Put or Delete, or the publisher of a
+// Publish.
+type OriginOption interface {
+	WriteOption
+	PublishOption
+}
 
 type originOption string
 
