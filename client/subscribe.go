@@ -83,6 +83,7 @@ type Subscription struct {
 	req *proto.SubscribeRequest
 
 	stream  proto.Dispatcher_SubscribeClient
+	pending []*proto.Event // events of the last response not yet returned
 	backoff time.Duration
 
 	// Where to resume: after revision from, skipping the first skip events
@@ -114,6 +115,12 @@ func (s *Subscription) Revision() uint64 { return s.from }
 // request is invalid (an *fsm.Error); every other failure is a reconnect.
 func (s *Subscription) Recv() (*proto.Event, error) {
 	for {
+		if len(s.pending) > 0 {
+			ev := s.pending[0]
+			s.pending = s.pending[1:]
+			s.track(ev)
+			return ev, nil
+		}
 		if s.stream == nil {
 			if err := s.open(); err != nil {
 				if permanent(err) {
@@ -125,7 +132,7 @@ func (s *Subscription) Recv() (*proto.Event, error) {
 				continue
 			}
 		}
-		ev, err := s.stream.Recv()
+		resp, err := s.stream.Recv()
 		if err != nil {
 			s.stream = nil
 			if err == io.EOF {
@@ -141,8 +148,7 @@ func (s *Subscription) Recv() (*proto.Event, error) {
 			continue
 		}
 		s.backoff = 0
-		s.track(ev)
-		return ev, nil
+		s.pending = resp.Events
 	}
 }
 

@@ -20,8 +20,9 @@ type Config struct {
 	WindowEvents int
 	WindowBytes  int64
 	// MaxLag is how many events an EVERY subscriber may fall behind the
-	// newest before it is cut off. It is kept below WindowEvents, so a
-	// subscriber that is cut off can still resume from its last revision.
+	// newest before it is cut off; the backlog a resuming subscriber asked
+	// for does not count. It is kept below WindowEvents, so a subscriber
+	// that is cut off can still resume from its last revision.
 	MaxLag int
 	// ProgressInterval is the default idle time before a PROGRESS event.
 	ProgressInterval time.Duration
@@ -48,7 +49,7 @@ func (c *Config) Validate() error {
 		c.WindowBytes = d.WindowBytes
 	}
 	if c.MaxLag == 0 {
-		c.MaxLag = min(d.MaxLag, c.WindowEvents/2)
+		c.MaxLag = max(1, min(d.MaxLag, c.WindowEvents/2))
 	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = d.ProgressInterval
@@ -137,6 +138,7 @@ type Hub struct {
 type item struct {
 	ev   *proto.Event
 	size int64
+	wire wireCache
 }
 
 // New returns a Hub whose window starts at the state's current revision.
@@ -184,7 +186,7 @@ func (h *Hub) watch() {
 			if s.latest {
 				continue
 			}
-			if lag := int(end - min(end, s.seq.Load())); lag > h.cfg.MaxLag {
+			if lag := s.lagLocked(end); lag > h.cfg.MaxLag {
 				h.cutoffLocked(s, lag)
 			}
 		}
@@ -304,19 +306,4 @@ func (h *Hub) Stats() Stats {
 	defer h.mu.Unlock()
 	return Stats{Subscribers: len(h.subs), WindowEvents: h.n, WindowBytes: h.bytes,
 		Oldest: h.floor, Revision: h.head, Sent: h.sent.Load(), Cutoffs: h.cutoffs}
-}
-
-// forSubscriber returns ev as one subscriber should see it: with or
-// without the previous key-value, and marked last if it is the last event of
-// its revision the subscriber gets. Events are shared between subscribers,
-// so it copies rather than modifies.
-func forSubscriber(ev *proto.Event, prevKV, last bool) *proto.Event {
-	if (prevKV || ev.PrevKv == nil) && ev.Last == last {
-		return ev
-	}
-	c := &proto.Event{Type: ev.Type, Revision: ev.Revision, Kv: ev.Kv, PrevKv: ev.PrevKv, Index: ev.Index, Last: last}
-	if !prevKV {
-		c.PrevKv = nil
-	}
-	return c
 }

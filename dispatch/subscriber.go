@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,20 +21,28 @@ const (
 )
 
 type subscriber struct {
-	h      *Hub
-	req    *proto.SubscribeRequest
-	m      *matcher
-	send   func(*proto.Event) error
-	latest bool
-	cancel context.CancelCauseFunc
+	h   *Hub
+	req *proto.SubscribeRequest
+	m   *matcher
+	// Exactly one of these sends; ended is set once the Subscribe call has
+	// returned, after which neither is called again.
+	sendBatch func(*Batch) error
+	sendEvent func(*proto.Event) error
+	ended     atomic.Bool
+	latest    bool
+	cancel    context.CancelCauseFunc
 
 	// seq is the sequence number of the next event to read; the watchdog
 	// reads it to measure lag.
 	seq atomic.Uint64
-	// delivered is the revision of the last event sent.
+	// delivered is the last revision the subscriber has received whole.
 	delivered atomic.Uint64
 	// cut is set once the subscriber has been cut off; guarded by h.mu.
 	cut bool
+	// base is h.end() when the subscriber was last positioned; guarded by
+	// h.mu. The backlog before it was asked for (a resume), so it is not
+	// lag: see lagLocked.
+	base uint64
 
 	// The loop's own state.
 	epoch   uint64
@@ -41,9 +50,18 @@ type subscriber struct {
 	skipRev uint64 // events of this revision with an index below skipIdx are skipped
 	skipIdx uint32
 	batch   []*item
+	out     Batch
 }
 
-// Subscribe streams the events matching req through send until ctx ends,
+// Subscribe is SubscribeBatches one event at a time.
+func (h *Hub) Subscribe(ctx context.Context, req *proto.SubscribeRequest, send func(*proto.Event) error) error {
+	return h.subscribe(ctx, req, nil, send)
+}
+
+// errEnded stops a serve goroutine that outlived its Subscribe call.
+var errEnded = errors.New("dispatch: subscription ended")
+
+// SubscribeBatches streams the events matching req through send until ctx ends,
 // send fails, or the subscriber is cut off. It returns an *fsm.Error for a
 // malformed request, a *CompactedError when from_revision has left the
 // window (unless resync_on_compacted), a *SlowError when an EVERY
@@ -52,7 +70,14 @@ type subscriber struct {
 // A send that blocks (a client that stopped reading) is abandoned when the
 // subscriber is cut off: Subscribe returns, and the caller must then end
 // the stream so that the blocked send returns too.
-func (h *Hub) Subscribe(ctx context.Context, req *proto.SubscribeRequest, send func(*proto.Event) error) error {
+func (h *Hub) SubscribeBatches(ctx context.Context, req *proto.SubscribeRequest, send func(*Batch) error) error {
+	return h.subscribe(ctx, req, send, nil)
+}
+
+// subscribe serves one subscription through exactly one of sendBatch and
+// sendEvent.
+func (h *Hub) subscribe(ctx context.Context, req *proto.SubscribeRequest,
+	sendBatch func(*Batch) error, sendEvent func(*proto.Event) error) error {
 	m, err := newMatcher(req.Channels)
 	if err != nil {
 		return err
@@ -66,7 +91,11 @@ func (h *Hub) Subscribe(ctx context.Context, req *proto.SubscribeRequest, send f
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	s := &subscriber{h: h, req: req, m: m, send: send, latest: req.Delivery == proto.Delivery_LATEST, cancel: cancel}
+	// Once this call returns, send is not called again (only a send that
+	// is already running may still finish): the stream it writes to is
+	// the caller's, and done with.
+	s := &subscriber{h: h, req: req, m: m, sendBatch: sendBatch, sendEvent: sendEvent, latest: req.Delivery == proto.Delivery_LATEST, cancel: cancel}
+	defer s.ended.Store(true)
 	h.mu.Lock()
 	s.seq.Store(h.end())
 	h.subs[s] = struct{}{}
@@ -118,22 +147,35 @@ func (s *subscriber) position(from uint64, skip uint32) error {
 		return &CompactedError{Requested: from, Oldest: h.floor}
 	}
 	s.seq.Store(h.seqAfter(from))
+	s.base = h.end()
 	s.after, s.skipRev, s.skipIdx = from, from+1, skip
 	s.delivered.Store(from)
 	return nil
+}
+
+// lagLocked is how many of the events appended since the subscriber was
+// positioned it has not read yet; h.mu must be held. Counting from seq
+// alone would cut off at once every subscriber that resumes more than
+// MaxLag events back, a cut-off one resuming from its Resume included.
+func (s *subscriber) lagLocked(end uint64) int {
+	return int(end - min(end, max(s.seq.Load(), s.base)))
 }
 
 // sendState sends the matching keys of the current state at a revision R,
 // then SYNCED, and positions the subscriber after R. A resync says so first.
 func (s *subscriber) sendState(ctx context.Context, resync bool) error {
 	view, rev := s.h.state.View()
-	if err := s.position(rev, 0); err != nil {
-		return err // the window moved past rev already: the caller tries again
-	}
-	if resync {
-		if err := s.send(&proto.Event{Type: proto.Event_RESYNC, Revision: rev}); err != nil {
-			return err
+	for s.position(rev, 0) != nil {
+		// Applies went on after View and the window moved past rev
+		// already: take a newer view.
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
 		}
+		view, rev = s.h.state.View()
+	}
+	s.out.reset()
+	if resync {
+		s.out.add(&proto.Event{Type: proto.Event_RESYNC, Revision: rev}, nil)
 	}
 	for _, spec := range s.m.specs() {
 		after := ""
@@ -146,7 +188,7 @@ func (s *subscriber) sendState(ctx context.Context, resync bool) error {
 				if !spec.prefix && kv.Key != spec.key {
 					break
 				}
-				if err := s.send(&proto.Event{Type: proto.Event_STATE, Revision: rev, Kv: kv}); err != nil {
+				if err := s.push(&proto.Event{Type: proto.Event_STATE, Revision: rev, Kv: kv}, nil); err != nil {
 					return err
 				}
 			}
@@ -156,7 +198,64 @@ func (s *subscriber) sendState(ctx context.Context, resync bool) error {
 			after = next
 		}
 	}
-	return s.send(&proto.Event{Type: proto.Event_SYNCED, Revision: rev})
+	s.out.add(&proto.Event{Type: proto.Event_SYNCED, Revision: rev}, nil)
+	return s.flush()
+}
+
+// push adds an event to the outgoing batch, sending the batch first when
+// it is full.
+func (s *subscriber) push(ev *proto.Event, elem []byte) error {
+	if s.out.size >= maxBatchBytes || len(s.out.Events) >= 1024 {
+		if err := s.flush(); err != nil {
+			return err
+		}
+	}
+	s.out.add(ev, elem)
+	return nil
+}
+
+// flush sends the outgoing batch, if it holds anything.
+func (s *subscriber) flush() error {
+	defer s.out.reset()
+	if len(s.out.Events) == 0 {
+		return nil
+	}
+	if s.sendBatch != nil {
+		if s.ended.Load() {
+			return errEnded
+		}
+		if err := s.sendBatch(&s.out); err != nil {
+			return err
+		}
+		for _, ev := range s.out.Events {
+			s.sent(ev)
+		}
+		return nil
+	}
+	for _, ev := range s.out.Events {
+		if s.ended.Load() {
+			return errEnded
+		}
+		if err := s.sendEvent(ev); err != nil {
+			return err
+		}
+		s.sent(ev)
+	}
+	return nil
+}
+
+// sent records what a subscriber has whole: a revision once its last
+// event is sent, a state once SYNCED is.
+func (s *subscriber) sent(ev *proto.Event) {
+	switch ev.Type {
+	case proto.Event_SYNCED, proto.Event_PROGRESS:
+		s.delivered.Store(ev.Revision)
+	case proto.Event_STATE, proto.Event_RESYNC:
+	default:
+		if ev.Last {
+			s.delivered.Store(ev.Revision)
+		}
+	}
 }
 
 // run streams events from the window until an error ends it.
@@ -181,19 +280,22 @@ func (s *subscriber) run(ctx context.Context, progress time.Duration) error {
 		}
 		seq, end := s.seq.Load(), h.end()
 		if seq < h.first {
-			lost := int(h.first - seq)
-			h.mu.Unlock()
 			if !s.latest {
-				return &SlowError{Lag: int(end-seq) + lost, Limit: h.cfg.MaxLag, Resume: s.delivered.Load()}
+				// Its unread events left the window (the byte bound can
+				// be reached before MaxLag): cut off like any other.
+				h.cutoffLocked(s, int(end-seq))
+				h.mu.Unlock()
+				return context.Cause(ctx)
 			}
+			h.mu.Unlock()
 			if err := s.sendState(ctx, true); err != nil {
 				return err
 			}
 			continue
 		}
 		lag := int(end - seq)
-		if !s.latest && lag > h.cfg.MaxLag {
-			h.cutoffLocked(s, lag)
+		if behind := s.lagLocked(end); !s.latest && behind > h.cfg.MaxLag {
+			h.cutoffLocked(s, behind)
 			h.mu.Unlock()
 			return context.Cause(ctx)
 		}
@@ -219,7 +321,8 @@ func (s *subscriber) run(ctx context.Context, progress time.Duration) error {
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			case <-idle:
-				if err := s.send(&proto.Event{Type: proto.Event_PROGRESS, Revision: head}); err != nil {
+				s.out.add(&proto.Event{Type: proto.Event_PROGRESS, Revision: head}, nil)
+				if err := s.flush(); err != nil {
 					return err
 				}
 				timer.Reset(progress)
@@ -245,46 +348,61 @@ func (s *subscriber) run(ctx context.Context, progress time.Duration) error {
 // deliver sends the matching events of a batch, coalesced per key for a
 // LATEST subscriber.
 func (s *subscriber) deliver(batch []*item) (sent bool, err error) {
-	events := make([]*proto.Event, 0, len(batch))
+	items := batch[:0:0]
 	for _, it := range batch {
 		ev := it.ev
 		if ev.Revision <= s.after || (ev.Revision == s.skipRev && ev.Index < s.skipIdx) || !s.m.match(ev.Kv.Key) {
 			continue
 		}
-		events = append(events, ev)
+		items = append(items, it)
 	}
 	if s.latest {
-		events = coalesce(events)
+		items = coalesce(items)
 	}
-	for i, ev := range events {
-		// Batches never split a revision, so the next event tells.
-		last := i == len(events)-1 || events[i+1].Revision != ev.Revision
-		ev = forSubscriber(ev, s.req.PrevKv, last)
-		if err := s.send(ev); err != nil {
+	s.out.reset()
+	for i, it := range items {
+		// Batches never split a revision, so the next item tells whether
+		// this is the revision's last event for this subscriber.
+		last := i == len(items)-1 || items[i+1].ev.Revision != it.ev.Revision
+		ev, elem := it.ev, []byte(nil)
+		if last == ev.Last {
+			elem = it.wire.get(ev, s.req.PrevKv)
+			if !s.req.PrevKv && ev.PrevKv != nil {
+				ev = &proto.Event{Type: ev.Type, Revision: ev.Revision, Kv: ev.Kv, Index: ev.Index, Last: ev.Last}
+			}
+		} else {
+			ev = &proto.Event{Type: ev.Type, Revision: ev.Revision, Kv: ev.Kv, Index: ev.Index, Last: last}
+			if s.req.PrevKv {
+				ev.PrevKv = it.ev.PrevKv
+			}
+		}
+		if err := s.push(ev, elem); err != nil {
 			return sent, err
 		}
 		sent = true
-		s.delivered.Store(ev.Revision)
-		s.h.sent.Add(1)
 	}
+	if err := s.flush(); err != nil {
+		return sent, err
+	}
+	s.h.sent.Add(uint64(len(items)))
 	return sent, nil
 }
 
 // coalesce keeps the last event of each key (or channel), in the order of
 // those last events.
-func coalesce(events []*proto.Event) []*proto.Event {
-	if len(events) < 2 {
-		return events
+func coalesce(items []*item) []*item {
+	if len(items) < 2 {
+		return items
 	}
-	seen := make(map[string]struct{}, len(events))
-	out := make([]*proto.Event, 0, len(events))
-	for i := len(events) - 1; i >= 0; i-- {
-		k := events[i].Kv.Key
+	seen := make(map[string]struct{}, len(items))
+	out := make([]*item, 0, len(items))
+	for i := len(items) - 1; i >= 0; i-- {
+		k := items[i].ev.Kv.Key
 		if _, ok := seen[k]; ok {
 			continue
 		}
 		seen[k] = struct{}{}
-		out = append(out, events[i])
+		out = append(out, items[i])
 	}
 	slices.Reverse(out)
 	return out

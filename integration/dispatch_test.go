@@ -95,10 +95,18 @@ func TestDispatch_EveryMemberDeliversTheSameSequence(t *testing.T) {
 		subs[i] = newClient(t, a).Subscribe(ctx, []string{"/mix/"}, client.FromRevision(start), client.WithProgress(200*time.Millisecond))
 	}
 	// A mixed load from several writers against every member.
-	lease, err := c.LeaseGrant(ctx, 1)
+	lease, err := c.LeaseGrant(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Keep the lease alive while the writers use it; then let it expire.
+	keep, stopKeep := context.WithCancel(ctx)
+	go func() {
+		for keep.Err() == nil {
+			c.LeaseKeepAlive(keep, lease)
+			time.Sleep(300 * time.Millisecond)
+		}
+	}()
 	var wg sync.WaitGroup
 	for w := range 6 {
 		wg.Add(1)
@@ -134,8 +142,9 @@ func TestDispatch_EveryMemberDeliversTheSameSequence(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
+	stopKeep()
 	// Let the lease expire: its keys go with EXPIRE events.
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(3500 * time.Millisecond)
 	end, err := c.Put(ctx, "/mix/end", []byte(`1`))
 	if err != nil {
 		t.Fatal(err)

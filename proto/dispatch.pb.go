@@ -355,6 +355,52 @@ func (x *SubscribeRequest) GetSkip() uint32 {
 	return 0
 }
 
+// SubscribeResponse carries one or more events, in order. A revision's
+// events may span several responses.
+type SubscribeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscribeResponse) Reset() {
+	*x = SubscribeResponse{}
+	mi := &file_dux_v1_dispatch_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscribeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscribeResponse) ProtoMessage() {}
+
+func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_dispatch_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
+func (*SubscribeResponse) Descriptor() ([]byte, []int) {
+	return file_dux_v1_dispatch_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SubscribeResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 type PublishRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// channel is a slash path, like a key.
@@ -368,7 +414,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_dux_v1_dispatch_proto_msgTypes[2]
+	mi := &file_dux_v1_dispatch_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +426,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dux_v1_dispatch_proto_msgTypes[2]
+	mi := &file_dux_v1_dispatch_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +439,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_dux_v1_dispatch_proto_rawDescGZIP(), []int{2}
+	return file_dux_v1_dispatch_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PublishRequest) GetChannel() string {
@@ -426,7 +472,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_dux_v1_dispatch_proto_msgTypes[3]
+	mi := &file_dux_v1_dispatch_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +484,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dux_v1_dispatch_proto_msgTypes[3]
+	mi := &file_dux_v1_dispatch_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +497,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_dux_v1_dispatch_proto_rawDescGZIP(), []int{3}
+	return file_dux_v1_dispatch_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PublishResponse) GetRevision() uint64 {
@@ -495,7 +541,9 @@ const file_dux_v1_dispatch_proto_rawDesc = "" +
 	"\aprev_kv\x18\x05 \x01(\bR\x06prevKv\x120\n" +
 	"\x14progress_interval_ms\x18\x06 \x01(\x05R\x12progressIntervalMs\x12.\n" +
 	"\x13resync_on_compacted\x18\a \x01(\bR\x11resyncOnCompacted\x12\x12\n" +
-	"\x04skip\x18\b \x01(\rR\x04skip\"\\\n" +
+	"\x04skip\x18\b \x01(\rR\x04skip\":\n" +
+	"\x11SubscribeResponse\x12%\n" +
+	"\x06events\x18\x01 \x03(\v2\r.dux.v1.EventR\x06events\"\\\n" +
 	"\x0ePublishRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x16\n" +
@@ -505,11 +553,11 @@ const file_dux_v1_dispatch_proto_rawDesc = "" +
 	"\bDelivery\x12\t\n" +
 	"\x05EVERY\x10\x00\x12\n" +
 	"\n" +
-	"\x06LATEST\x10\x012\x80\x01\n" +
+	"\x06LATEST\x10\x012\x8c\x01\n" +
 	"\n" +
 	"Dispatcher\x12:\n" +
-	"\aPublish\x12\x16.dux.v1.PublishRequest\x1a\x17.dux.v1.PublishResponse\x126\n" +
-	"\tSubscribe\x12\x18.dux.v1.SubscribeRequest\x1a\r.dux.v1.Event0\x01B#Z!github.com/dux-io/dux/proto;protob\x06proto3"
+	"\aPublish\x12\x16.dux.v1.PublishRequest\x1a\x17.dux.v1.PublishResponse\x12B\n" +
+	"\tSubscribe\x12\x18.dux.v1.SubscribeRequest\x1a\x19.dux.v1.SubscribeResponse0\x01B#Z!github.com/dux-io/dux/proto;protob\x06proto3"
 
 var (
 	file_dux_v1_dispatch_proto_rawDescOnce sync.Once
@@ -524,30 +572,32 @@ func file_dux_v1_dispatch_proto_rawDescGZIP() []byte {
 }
 
 var file_dux_v1_dispatch_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_dux_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_dux_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_dux_v1_dispatch_proto_goTypes = []any{
-	(Delivery)(0),            // 0: dux.v1.Delivery
-	(Event_Type)(0),          // 1: dux.v1.Event.Type
-	(*Event)(nil),            // 2: dux.v1.Event
-	(*SubscribeRequest)(nil), // 3: dux.v1.SubscribeRequest
-	(*PublishRequest)(nil),   // 4: dux.v1.PublishRequest
-	(*PublishResponse)(nil),  // 5: dux.v1.PublishResponse
-	(*KeyValue)(nil),         // 6: dux.v1.KeyValue
+	(Delivery)(0),             // 0: dux.v1.Delivery
+	(Event_Type)(0),           // 1: dux.v1.Event.Type
+	(*Event)(nil),             // 2: dux.v1.Event
+	(*SubscribeRequest)(nil),  // 3: dux.v1.SubscribeRequest
+	(*SubscribeResponse)(nil), // 4: dux.v1.SubscribeResponse
+	(*PublishRequest)(nil),    // 5: dux.v1.PublishRequest
+	(*PublishResponse)(nil),   // 6: dux.v1.PublishResponse
+	(*KeyValue)(nil),          // 7: dux.v1.KeyValue
 }
 var file_dux_v1_dispatch_proto_depIdxs = []int32{
 	1, // 0: dux.v1.Event.type:type_name -> dux.v1.Event.Type
-	6, // 1: dux.v1.Event.kv:type_name -> dux.v1.KeyValue
-	6, // 2: dux.v1.Event.prev_kv:type_name -> dux.v1.KeyValue
+	7, // 1: dux.v1.Event.kv:type_name -> dux.v1.KeyValue
+	7, // 2: dux.v1.Event.prev_kv:type_name -> dux.v1.KeyValue
 	0, // 3: dux.v1.SubscribeRequest.delivery:type_name -> dux.v1.Delivery
-	4, // 4: dux.v1.Dispatcher.Publish:input_type -> dux.v1.PublishRequest
-	3, // 5: dux.v1.Dispatcher.Subscribe:input_type -> dux.v1.SubscribeRequest
-	5, // 6: dux.v1.Dispatcher.Publish:output_type -> dux.v1.PublishResponse
-	2, // 7: dux.v1.Dispatcher.Subscribe:output_type -> dux.v1.Event
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	2, // 4: dux.v1.SubscribeResponse.events:type_name -> dux.v1.Event
+	5, // 5: dux.v1.Dispatcher.Publish:input_type -> dux.v1.PublishRequest
+	3, // 6: dux.v1.Dispatcher.Subscribe:input_type -> dux.v1.SubscribeRequest
+	6, // 7: dux.v1.Dispatcher.Publish:output_type -> dux.v1.PublishResponse
+	4, // 8: dux.v1.Dispatcher.Subscribe:output_type -> dux.v1.SubscribeResponse
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_dux_v1_dispatch_proto_init() }
@@ -562,7 +612,7 @@ func file_dux_v1_dispatch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dux_v1_dispatch_proto_rawDesc), len(file_dux_v1_dispatch_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,7 +34,7 @@ type DispatcherClient interface {
 	// the channel, in the same total order as state events. It is not stored.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// Subscribe streams the events of the named channels in revision order.
-	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error)
 }
 
 type dispatcherClient struct {
@@ -55,13 +55,13 @@ func (c *dispatcherClient) Publish(ctx context.Context, in *PublishRequest, opts
 	return out, nil
 }
 
-func (c *dispatcherClient) Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
+func (c *dispatcherClient) Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Dispatcher_ServiceDesc.Streams[0], Dispatcher_Subscribe_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[SubscribeRequest, Event]{ClientStream: stream}
+	x := &grpc.GenericClientStream[SubscribeRequest, SubscribeResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (c *dispatcherClient) Subscribe(ctx context.Context, in *SubscribeRequest, 
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Dispatcher_SubscribeClient = grpc.ServerStreamingClient[Event]
+type Dispatcher_SubscribeClient = grpc.ServerStreamingClient[SubscribeResponse]
 
 // DispatcherServer is the server API for Dispatcher service.
 // All implementations must embed UnimplementedDispatcherServer
@@ -85,7 +85,7 @@ type DispatcherServer interface {
 	// the channel, in the same total order as state events. It is not stored.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// Subscribe streams the events of the named channels in revision order.
-	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[Event]) error
+	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error
 	mustEmbedUnimplementedDispatcherServer()
 }
 
@@ -99,7 +99,7 @@ type UnimplementedDispatcherServer struct{}
 func (UnimplementedDispatcherServer) Publish(context.Context, *PublishRequest) (*PublishResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Publish not implemented")
 }
-func (UnimplementedDispatcherServer) Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[Event]) error {
+func (UnimplementedDispatcherServer) Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Subscribe not implemented")
 }
 func (UnimplementedDispatcherServer) mustEmbedUnimplementedDispatcherServer() {}
@@ -146,11 +146,11 @@ func _Dispatcher_Subscribe_Handler(srv interface{}, stream grpc.ServerStream) er
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(DispatcherServer).Subscribe(m, &grpc.GenericServerStream[SubscribeRequest, Event]{ServerStream: stream})
+	return srv.(DispatcherServer).Subscribe(m, &grpc.GenericServerStream[SubscribeRequest, SubscribeResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Dispatcher_SubscribeServer = grpc.ServerStreamingServer[Event]
+type Dispatcher_SubscribeServer = grpc.ServerStreamingServer[SubscribeResponse]
 
 // Dispatcher_ServiceDesc is the grpc.ServiceDesc for Dispatcher service.
 // It's only intended for direct use with grpc.RegisterService,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/dux-io/dux/dispatch"
 	"github.com/dux-io/dux/proto"
 )
 
@@ -38,4 +39,6 @@ type Subscriber interface {
 	// Subscribe blocks, sending events through send, until ctx ends, send
 	// fails or the subscription is cut off; see dispatch.Hub.Subscribe.
 	Subscribe(ctx context.Context, req *proto.SubscribeRequest, send func(*proto.Event) error) error
+	// SubscribeBatches is Subscribe, a batch of events at a time.
+	SubscribeBatches(ctx context.Context, req *proto.SubscribeRequest, send func(*dispatch.Batch) error) error
 }

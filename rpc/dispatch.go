@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/proto" // registers the codec rawCodec wraps
+	"google.golang.org/grpc/mem"
 
 	"github.com/dux-io/dux/dispatch"
 	"github.com/dux-io/dux/proto"
@@ -24,10 +27,29 @@ func (s *dispatcherServer) Publish(ctx context.Context, r *proto.PublishRequest)
 	return s.b.Publish(ctx, r)
 }
 
-// Subscribe streams events. When the hub cuts a subscriber off while its
-// Send is blocked, returning here ends the RPC, which unblocks the Send.
-func (s *dispatcherServer) Subscribe(r *proto.SubscribeRequest, stream grpc.ServerStreamingServer[proto.Event]) error {
-	return s.d.Subscribe(stream.Context(), r, stream.Send)
+// Subscribe streams events, a batch per message, sent as the bytes the hub
+// encoded once for every subscriber (see rawCodec). When the hub cuts a
+// subscriber off while its send is blocked, returning here ends the RPC,
+// which unblocks the send.
+func (s *dispatcherServer) Subscribe(r *proto.SubscribeRequest, stream grpc.ServerStreamingServer[proto.SubscribeResponse]) error {
+	return s.d.SubscribeBatches(stream.Context(), r, func(b *dispatch.Batch) error {
+		return stream.SendMsg(rawMessage(b.Wire()))
+	})
+}
+
+// rawMessage is a message already in its wire form.
+type rawMessage []byte
+
+// rawCodec is the proto codec, except that a rawMessage is sent as it is.
+type rawCodec struct{ encoding.CodecV2 }
+
+func newRawCodec() rawCodec { return rawCodec{encoding.GetCodecV2("proto")} }
+
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if raw, ok := v.(rawMessage); ok {
+		return mem.BufferSlice{mem.SliceBuffer(raw)}, nil
+	}
+	return c.CodecV2.Marshal(v)
 }
 
 // eventJSON is an event as server-sent events carry it.

@@ -45,6 +45,7 @@ func NewGRPC(ctx context.Context, cfg Config) *grpc.Server {
 		grpc.MaxSendMsgSize(64<<20),
 		grpc.ChainUnaryInterceptor(unaryErrors),
 		grpc.ChainStreamInterceptor(streamErrors),
+		grpc.ForceServerCodecV2(newRawCodec()),
 	)
 	proto.RegisterStateServer(s, &stateServer{b: cfg.Backend})
 	proto.RegisterClusterServer(s, &clusterServer{b: cfg.Backend})

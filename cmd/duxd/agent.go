@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +30,7 @@ type agentFlags struct {
 	dispatch  dispatch.Config
 	logLevel  string
 	logFormat string
+	debug     bool
 }
 
 func newAgentCmd() *cobra.Command {
@@ -75,6 +78,7 @@ example DUX_DATA_DIR or DUX_BOOTSTRAP_EXPECT.`,
 	fl.IntVar(&d.WindowEvents, "dispatch-window-events", d.WindowEvents, "events kept for subscribers to resume from")
 	fl.Int64Var(&d.WindowBytes, "dispatch-window-bytes", d.WindowBytes, "bytes of events kept for subscribers to resume from")
 	fl.IntVar(&d.MaxLag, "dispatch-max-lag", d.MaxLag, "events a subscriber may fall behind before it is cut off (at most the window)")
+	fl.BoolVar(&f.debug, "enable-debug", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	return cmd
@@ -155,7 +159,11 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 
 	api := rpc.Config{Backend: node, Dispatcher: hub, RegisterInternal: node.RegisterInternal, MaxValueBytes: cfg.MaxValueBytes, Logger: logger}
 	grpcSrv := rpc.NewGRPC(ctx, api)
-	httpSrv := &http.Server{Handler: rpc.NewHTTP(api), ReadHeaderTimeout: 10 * time.Second}
+	handler := rpc.NewHTTP(api)
+	if f.debug {
+		handler = withPprof(handler)
+	}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- grpcSrv.Serve(grpcLis) }()
 	go func() { errc <- httpSrv.Serve(httpLis) }()
@@ -174,6 +182,25 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 		logger.Error("server failed", "error", serveErr)
 	}
 	return shutdown(node, grpcSrv, httpSrv, serveErr)
+}
+
+// withPprof serves Go's profiler under /debug/pprof/ beside h.
+func withPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// Everything else goes to h as it came: a ServeMux would clean the path,
+	// and malformed keys must reach the API to be refused.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // shutdown stops the member first (a leader hands over leadership), then

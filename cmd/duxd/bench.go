@@ -39,7 +39,8 @@ type benchFlags struct {
 func newBenchCmd() *cobra.Command {
 	cmd := groupCmd("bench", "Measure a running cluster's throughput and latency",
 		newBenchOpCmd("put", "Write random keys of the key space"),
-		newBenchOpCmd("get", "Read random keys of the key space (written once first)"))
+		newBenchOpCmd("get", "Read random keys of the key space (written once first)"),
+		newBenchSubscribeCmd())
 	cmd.Long = `Measure a running cluster's throughput and latency with concurrent gRPC
 clients, spread over --conns connections, each connection balanced over
 every member in --addr. Only run it against a cluster you own: it writes
