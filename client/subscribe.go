@@ -179,9 +179,13 @@ func (s *Subscription) track(ev *proto.Event) {
 	case proto.Event_STATE:
 	case proto.Event_RESYNC:
 		s.inState = true
-	case proto.Event_SYNCED, proto.Event_PROGRESS:
+	case proto.Event_SYNCED:
 		s.inState = false
 		s.from, s.skip = ev.Revision, 0
+	case proto.Event_PROGRESS:
+		if ev.Revision > s.from {
+			s.from, s.skip = ev.Revision, 0
+		}
 	default:
 		if ev.Last {
 			s.from, s.skip = ev.Revision, 0

@@ -98,7 +98,9 @@ func (e *CompactedError) Is(target error) bool { return target == ErrCompacted }
 // SlowError says how far behind a subscriber was when it was cut off.
 type SlowError struct {
 	Lag, Limit int
-	// Resume is the last revision delivered: resume after it.
+	// Resume is the last revision the subscriber received whole: resume
+	// after it. It is 0 when it had none (cut off in its first state
+	// listing): subscribe with with_state again.
 	Resume uint64
 }
 

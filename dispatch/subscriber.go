@@ -164,6 +164,10 @@ func (s *subscriber) lagLocked(end uint64) int {
 // sendState sends the matching keys of the current state at a revision R,
 // then SYNCED, and positions the subscriber after R. A resync says so first.
 func (s *subscriber) sendState(ctx context.Context, resync bool) error {
+	// position marks rev delivered, but the state at rev is received
+	// whole only once SYNCED is sent (see sent): until then a cut-off
+	// subscriber resumes from where it was before.
+	prev := s.delivered.Load()
 	view, rev := s.h.state.View()
 	for s.position(rev, 0) != nil {
 		// Applies went on after View and the window moved past rev
@@ -173,6 +177,7 @@ func (s *subscriber) sendState(ctx context.Context, resync bool) error {
 		}
 		view, rev = s.h.state.View()
 	}
+	s.delivered.Store(prev)
 	s.out.reset()
 	if resync {
 		s.out.add(&proto.Event{Type: proto.Event_RESYNC, Revision: rev}, nil)
@@ -321,7 +326,9 @@ func (s *subscriber) run(ctx context.Context, progress time.Duration) error {
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			case <-idle:
-				s.out.add(&proto.Event{Type: proto.Event_PROGRESS, Revision: head}, nil)
+				// A subscriber that resumed past this member's head is
+				// told its own resume point, never a revision it has passed.
+				s.out.add(&proto.Event{Type: proto.Event_PROGRESS, Revision: max(head, s.after)}, nil)
 				if err := s.flush(); err != nil {
 					return err
 				}
