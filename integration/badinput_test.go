@@ -238,3 +238,66 @@ func TestAPI_NoQuorumIsUnavailable(t *testing.T) {
 		t.Fatalf("linearizable read without quorum: %v, want Unavailable", err)
 	}
 }
+
+// Rule: bad publishes and subscriptions get typed errors and publish nothing.
+func TestAPI_BadDispatchInputGetsTypedError(t *testing.T) {
+	agents := startCluster(t, 3)
+	leader := waitLeader(t, agents)
+	a := followers(agents, leader)[0]
+	base := "http://" + a.http
+	big := []byte(`"` + strings.Repeat("x", 1<<20) + `"`)
+	cases := []struct {
+		name, method, path string
+		body               []byte
+		status             int
+		code, field        string
+	}{
+		{"publish malformed channel", "POST", "/v1/publish/a//b", []byte(`{}`), 400, "invalid_argument", "channel"},
+		{"publish invalid JSON", "POST", "/v1/publish/a/b", []byte(`{nope`), 400, "invalid_argument", "payload"},
+		{"publish empty payload", "POST", "/v1/publish/a/b", nil, 400, "invalid_argument", "payload"},
+		{"publish oversized", "POST", "/v1/publish/a/b", big, 400, "invalid_argument", "payload"},
+		{"subscribe no channel", "GET", "/v1/subscribe", nil, 400, "invalid_argument", "channels"},
+		{"subscribe malformed channel", "GET", "/v1/subscribe?channel=nope", nil, 400, "invalid_argument", "channels[0]"},
+		{"subscribe negative revision", "GET", "/v1/subscribe?channel=/a/&from=-1", nil, 400, "invalid_argument", "from"},
+		{"subscribe bad mode", "GET", "/v1/subscribe?channel=/a/&mode=sometimes", nil, 400, "invalid_argument", "mode"},
+		{"subscribe bad resume id", "GET", "/v1/subscribe?channel=/a/", nil, 400, "invalid_argument", "Last-Event-ID"},
+	}
+	before := revision(t, a)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, base+c.path, bytes.NewReader(c.body))
+			if c.name == "subscribe bad resume id" {
+				req.Header.Set("Last-Event-ID", "yesterday")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, b)
+			}
+			e, _ := jsonBody(t, b)["error"].(map[string]any)
+			if e == nil || e["code"] != c.code || e["field"] != c.field {
+				t.Fatalf("error body %s, want code %s field %s", b, c.code, c.field)
+			}
+		})
+	}
+	// gRPC: the same checks, typed.
+	d := proto.NewDispatcherClient(a.client())
+	ctx := ctxT(t, 10*time.Second)
+	if _, err := d.Publish(ctx, &proto.PublishRequest{Channel: "no-slash", Payload: []byte(`1`)}); status.Code(err) != codes.InvalidArgument || grpcField(err) != "channel" {
+		t.Fatalf("publish to a malformed channel: %v", err)
+	}
+	stream, err := d.Subscribe(ctx, &proto.SubscribeRequest{Channels: []string{"/ok/", "bad"}})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument || grpcField(err) != "channels[1]" {
+		t.Fatalf("subscribe to a malformed channel: %v", err)
+	}
+	if after := revision(t, a); after != before {
+		t.Fatalf("revision moved from %d to %d: a bad publish went through", before, after)
+	}
+}

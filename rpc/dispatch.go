@@ -89,8 +89,7 @@ func EventJSON(ev *proto.Event) ([]byte, error) {
 	return json.Marshal(out)
 }
 
-func (h *httpAPI) publish(w http.ResponseWriter, r *http.Request) {
-	channel := "/" + r.PathValue("channel")
+func (h *httpAPI) publish(w http.ResponseWriter, r *http.Request, channel string) {
 	p, err := parseParams(r, "origin")
 	if err != nil {
 		h.fail(w, err)

@@ -30,7 +30,6 @@ func NewHTTP(cfg Config) http.Handler {
 	mux.HandleFunc("DELETE /v1/lease/{id}", h.leaseRevoke)
 	mux.HandleFunc("GET /v1/cluster/leader", h.leader)
 	mux.HandleFunc("GET /v1/cluster/raft", h.raftConfiguration)
-	mux.HandleFunc("POST /v1/publish/{channel...}", h.publish)
 	mux.HandleFunc("GET /v1/subscribe", h.subscribe)
 	mux.HandleFunc("GET /v1/snapshot", h.snapshot)
 	mux.HandleFunc("POST /v1/snapshot", h.restore)
@@ -43,11 +42,21 @@ func NewHTTP(cfg Config) http.Handler {
 			Code: "not_found", Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)}})
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// State keys bypass the mux, which would clean "//" and ".." out of
-		// the path and redirect: a malformed key must be refused, not
-		// silently turned into another key.
+		// State keys and channels bypass the mux, which would clean "//"
+		// and ".." out of the path and redirect: a malformed key must be
+		// refused, not silently turned into another key.
 		if key, ok := strings.CutPrefix(r.URL.Path, "/v1/state"); ok && (key == "" || key[0] == '/') {
 			h.state(w, r, key)
+			return
+		}
+		if channel, ok := strings.CutPrefix(r.URL.Path, "/v1/publish"); ok && (channel == "" || channel[0] == '/') {
+			if r.Method != http.MethodPost {
+				w.Header().Set("Allow", "POST")
+				writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorJSON{
+					Code: "method_not_allowed", Message: r.Method + " is not allowed on /v1/publish"}})
+				return
+			}
+			h.publish(w, r, channel)
 			return
 		}
 		mux.ServeHTTP(w, r)
