@@ -22,7 +22,8 @@ func TestDispatch_ThousandSubscribersReceiveEveryWrite(t *testing.T) {
 		writes      = 10000
 		clientsPer  = 4 // gRPC connections per member
 	)
-	agents := startCluster(t, 3)
+	// A load test: members without the race detector.
+	agents := startClusterOf(t, duxdFast, 3)
 	waitLeader(t, agents)
 	ctx := ctxT(t, 5*time.Minute)
 	w := newClient(t, agents...)

@@ -23,8 +23,9 @@ import (
 	"github.com/dux-io/dux/proto"
 )
 
-// duxdBin is the duxd binary built once by TestMain.
-var duxdBin string
+// duxdBin is the duxd binary built once by TestMain, with the race
+// detector; duxdFast is built without it, for the load tests.
+var duxdBin, duxdFast string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "dux-integration-")
@@ -32,15 +33,19 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	duxdBin = filepath.Join(dir, "duxd")
-	build := exec.Command("go", "build", "-race", "-o", duxdBin, "../cmd/duxd")
+	duxdBin, duxdFast = filepath.Join(dir, "duxd-race"), filepath.Join(dir, "duxd")
+	builds := [][]string{{"build", "-race", "-o", duxdBin, "../cmd/duxd"}, {"build", "-o", duxdFast, "../cmd/duxd"}}
 	if os.Getenv("DUX_INTEGRATION_NORACE") != "" {
-		build = exec.Command("go", "build", "-o", duxdBin, "../cmd/duxd")
+		duxdBin = duxdFast
+		builds = builds[1:]
 	}
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build duxd:", err)
-		os.Exit(1)
+	for _, args := range builds {
+		build := exec.Command("go", args...)
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build duxd:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -71,6 +76,7 @@ func freePort(t *testing.T) int {
 // agent is one duxd process.
 type agent struct {
 	t       *testing.T
+	bin     string
 	name    string
 	dir     string
 	grpc    string
@@ -89,6 +95,7 @@ type agent struct {
 func newAgent(t *testing.T, name string, extra ...string) *agent {
 	a := &agent{
 		t:      t,
+		bin:    duxdBin,
 		name:   name,
 		dir:    filepath.Join(t.TempDir(), name),
 		grpc:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
@@ -127,7 +134,7 @@ func (a *agent) start() {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	cmd := exec.Command(duxdBin, a.args()...)
+	cmd := exec.Command(a.bin, a.args()...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		a.t.Fatalf("start %s: %v", a.name, err)
@@ -208,9 +215,16 @@ func (a *agent) cluster() proto.ClusterClient { return proto.NewClusterClient(a.
 // first, and waits until they agree on a leader.
 func startCluster(t *testing.T, n int, extra ...string) []*agent {
 	t.Helper()
+	return startClusterOf(t, duxdBin, n, extra...)
+}
+
+// startClusterOf is startCluster with the given duxd binary.
+func startClusterOf(t *testing.T, bin string, n int, extra ...string) []*agent {
+	t.Helper()
 	agents := make([]*agent, n)
 	for i := range agents {
 		agents[i] = newAgent(t, fmt.Sprintf("n%d", i+1), extra...)
+		agents[i].bin = bin
 	}
 	for i, a := range agents {
 		a.extra = append(a.extra, "--bootstrap-expect", fmt.Sprint(n))
