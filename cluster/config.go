@@ -53,8 +53,40 @@ type Config struct {
 	ElectionTimeout  time.Duration
 	// Version is gossiped to other members.
 	Version string
+	// Labels describe the host (zone=a, disk=ssd); gossiped and written to
+	// /hosts/<name> for the scheduler's constraints.
+	Labels map[string]string
+	// Resources are the host's CPU cores and memory, detected or set.
+	Resources Resources
+	// DockerCheck reports whether the host's Docker Engine answers; nil
+	// means no Docker.
+	DockerCheck func() bool
+	// EncryptKey, if set, encrypts gossip (16, 24 or 32 bytes, AES).
+	EncryptKey []byte
+	// GossipProfile is "lan" (default) or "local" (faster failure
+	// detection, for members on one host).
+	GossipProfile string
+	// DeadNodeReclaimTime is how long a failed member's name stays bound to
+	// its address before a member at another address may take it.
+	DeadNodeReclaimTime time.Duration
+	// DeadServerTimeout is how long a failed member stays in Raft before
+	// it is removed.
+	DeadServerTimeout time.Duration
+	// MinQuorum is the fewest voters that removing failed members may leave.
+	MinQuorum int
+	// ReconcileInterval is how often the leader reconciles gossip into Raft
+	// and /hosts/ (it also does on every gossip change).
+	ReconcileInterval time.Duration
 	// Logger receives the member's logs, and raft's and memberlist's.
 	Logger *slog.Logger
+}
+
+// Resources are what a host offers to run components.
+type Resources struct {
+	// CPU is in cores.
+	CPU float64 `json:"cpu"`
+	// Memory is in bytes.
+	Memory uint64 `json:"memory"`
 }
 
 // DefaultConfig returns the defaults of a member.
@@ -74,6 +106,12 @@ func DefaultConfig() Config {
 		TrailingLogs:      10240,
 		HeartbeatTimeout:  1000 * time.Millisecond,
 		ElectionTimeout:   1000 * time.Millisecond,
+
+		GossipProfile:       "lan",
+		DeadNodeReclaimTime: 10 * time.Second,
+		DeadServerTimeout:   3 * time.Minute,
+		MinQuorum:           3,
+		ReconcileInterval:   2 * time.Second,
 	}
 }
 
@@ -110,9 +148,27 @@ func (c *Config) Validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.GossipProfile == "" {
+		c.GossipProfile = d.GossipProfile
+	}
+	if c.DeadNodeReclaimTime == 0 {
+		c.DeadNodeReclaimTime = d.DeadNodeReclaimTime
+	}
+	if c.DeadServerTimeout == 0 {
+		c.DeadServerTimeout = d.DeadServerTimeout
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = d.ReconcileInterval
+	}
 	switch {
-	case c.Name == "":
-		return fmt.Errorf("%w: name is empty", ErrConfig)
+	case !validName(c.Name):
+		return fmt.Errorf("%w: name %q: use 1 to 64 letters, digits, '.', '_' or '-', not \".\" or \"..\"", ErrConfig, c.Name)
+	case c.GossipProfile != "lan" && c.GossipProfile != "local":
+		return fmt.Errorf("%w: gossip profile %q: want lan or local", ErrConfig, c.GossipProfile)
+	case len(c.EncryptKey) != 0 && len(c.EncryptKey) != 16 && len(c.EncryptKey) != 24 && len(c.EncryptKey) != 32:
+		return fmt.Errorf("%w: encryption key is %d bytes; want 16, 24 or 32", ErrConfig, len(c.EncryptKey))
+	case c.MinQuorum < 0:
+		return fmt.Errorf("%w: min-quorum %d is negative", ErrConfig, c.MinQuorum)
 	case c.DataDir == "":
 		return fmt.Errorf("%w: data dir is empty", ErrConfig)
 	case c.BootstrapExpect < 0:
@@ -138,6 +194,20 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validName reports whether a member name can be a key segment
+// (/hosts/<name>) and a Raft server ID.
+func validName(name string) bool {
+	if name == "" || len(name) > 64 || name == "." || name == ".." {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func splitHostPort(addr string) (string, int, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -12,52 +11,6 @@ import (
 
 	"github.com/dux-io/dux/proto"
 )
-
-// memberMeta is what each member gossips about itself. It must stay under
-// memberlist's 512-byte meta limit.
-type memberMeta struct {
-	Raft    string `json:"r"`
-	GRPC    string `json:"g"`
-	HTTP    string `json:"h"`
-	Expect  int    `json:"e,omitempty"`
-	Version string `json:"v,omitempty"`
-}
-
-// Member is a member as gossip sees it.
-type Member struct {
-	Name string
-	// Gossip is the member's gossip address.
-	Gossip string
-	memberMeta
-}
-
-type gossipDelegate struct{ n *Node }
-
-func (d gossipDelegate) NodeMeta(limit int) []byte {
-	b, _ := json.Marshal(d.n.meta)
-	if len(b) > limit {
-		d.n.log.Error("gossip metadata too large", "bytes", len(b), "limit", limit)
-		return nil
-	}
-	return b
-}
-func (gossipDelegate) NotifyMsg([]byte)                           {}
-func (gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (gossipDelegate) LocalState(join bool) []byte                { return nil }
-func (gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
-
-type gossipEvents struct{ n *Node }
-
-func (e gossipEvents) NotifyJoin(*memberlist.Node)   { e.n.gossipChanged() }
-func (e gossipEvents) NotifyLeave(*memberlist.Node)  { e.n.gossipChanged() }
-func (e gossipEvents) NotifyUpdate(*memberlist.Node) { e.n.gossipChanged() }
-
-func (n *Node) gossipChanged() {
-	select {
-	case n.gossipCh <- struct{}{}:
-	default:
-	}
-}
 
 func (n *Node) setupGossip() error {
 	c := n.cfg
@@ -67,8 +20,19 @@ func (n *Node) setupGossip() error {
 		HTTP:    c.advertised(c.HTTPAddr),
 		Expect:  c.BootstrapExpect,
 		Version: c.Version,
+		Labels:  c.Labels,
+		CPU:     c.Resources.CPU,
+		Memory:  c.Resources.Memory,
+		Docker:  c.DockerCheck != nil && c.DockerCheck(),
+	}
+	if b, _ := json.Marshal(n.meta); len(b) > memberlist.MetaMaxSize {
+		return fmt.Errorf("%w: gossip metadata is %d bytes, more than %d: use fewer or shorter labels",
+			ErrConfig, len(b), memberlist.MetaMaxSize)
 	}
 	mc := memberlist.DefaultLANConfig()
+	if c.GossipProfile == "local" {
+		mc = memberlist.DefaultLocalConfig()
+	}
 	mc.Name = c.Name
 	host, port, _ := splitHostPort(c.GossipAddr)
 	mc.BindAddr, mc.BindPort = host, port
@@ -78,40 +42,29 @@ func (n *Node) setupGossip() error {
 	}
 	mc.Delegate = gossipDelegate{n}
 	mc.Events = gossipEvents{n}
+	mc.Conflict = gossipConflicts{n}
+	mc.Alive = gossipConflicts{n}
+	// A member that comes back under its old name on a new address is
+	// accepted once its old address has been dead this long.
+	mc.DeadNodeReclaimTime = c.DeadNodeReclaimTime
+	if len(c.EncryptKey) > 0 {
+		mc.SecretKey = c.EncryptKey
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
 	mc.Logger = newStdLogger(c.Logger.With("subsystem", "memberlist"))
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("start gossip on %s: %w", c.GossipAddr, err)
 	}
 	n.ml = ml
+	n.selfGossip.Store(ml.LocalNode().Address())
+	n.started = time.Now()
 	return nil
-}
-
-// Members returns the members gossip knows as alive or suspect.
-func (n *Node) Members() []Member {
-	var out []Member
-	for _, m := range n.ml.Members() {
-		var meta memberMeta
-		if err := json.Unmarshal(m.Meta, &meta); err != nil {
-			continue
-		}
-		out = append(out, Member{Name: m.Name, Gossip: m.Address(), memberMeta: meta})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-func (n *Node) member(name string) (Member, bool) {
-	for _, m := range n.Members() {
-		if m.Name == name {
-			return m, true
-		}
-	}
-	return Member{}, false
 }
 
 // Join asks gossip to join the members at addrs and returns how many answered.
 func (n *Node) Join(addrs []string) (int, error) {
+	n.joinedAt.Store(time.Now().UnixNano())
 	k, err := n.ml.Join(addrs)
 	if k == 0 && err != nil {
 		return 0, fmt.Errorf("join %v: %w", addrs, err)
@@ -193,7 +146,7 @@ func (n *Node) tryBootstrap(expect int) (done bool, err error) {
 		return true, nil
 	}
 	var servers []Member
-	for _, m := range n.Members() {
+	for _, m := range n.liveMembers() {
 		if m.Expect != expect {
 			if m.Expect != 0 {
 				n.log.Warn("member expects a different cluster size", "member", m.Name, "its", m.Expect, "ours", expect)

@@ -90,60 +90,16 @@ func (n *Node) leaderLoop(ctx context.Context) {
 	}()
 	defer wg.Wait()
 
-	tick := time.NewTicker(2 * time.Second)
+	tick := time.NewTicker(n.cfg.ReconcileInterval)
 	defer tick.Stop()
 	for {
-		n.reconcile()
+		n.reconcile(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-n.gossipCh:
 		}
-	}
-}
-
-// reconcile adds every gossiping server that Raft does not know, as a voter
-// while there are fewer than cfg.Voters, else as a non-voter, and updates
-// the address of a known server that came back on a new one.
-func (n *Node) reconcile() {
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		n.log.Warn("reconcile: read configuration", "error", err)
-		return
-	}
-	known := make(map[raft.ServerID]raft.Server)
-	voters := 0
-	for _, s := range f.Configuration().Servers {
-		known[s.ID] = s
-		if s.Suffrage == raft.Voter {
-			voters++
-		}
-	}
-	for _, m := range n.Members() {
-		if m.Raft == "" {
-			continue
-		}
-		id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.Raft)
-		s, ok := known[id]
-		if ok && s.Address == addr {
-			continue
-		}
-		var fut raft.IndexFuture
-		switch {
-		case ok && s.Suffrage == raft.Voter, !ok && voters < n.cfg.Voters:
-			fut = n.raft.AddVoter(id, addr, 0, 5*time.Second)
-			if !ok {
-				voters++
-			}
-		default:
-			fut = n.raft.AddNonvoter(id, addr, 0, 5*time.Second)
-		}
-		if err := fut.Error(); err != nil {
-			n.log.Warn("reconcile: add server", "member", m.Name, "address", addr, "error", err)
-			continue
-		}
-		n.log.Info("reconcile: added server", "member", m.Name, "address", addr)
 	}
 }
 

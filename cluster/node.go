@@ -31,6 +31,8 @@ var (
 	ErrIndeterminate = errors.New("cluster: leadership lost while the write was in flight; it may or may not have applied")
 	// ErrShutdown is returned once the member is shutting down.
 	ErrShutdown = errors.New("cluster: shutting down")
+	// ErrNameTaken: another member already goes by this member's name.
+	ErrNameTaken = errors.New("cluster: name taken")
 )
 
 // Node is one member: its Raft, its gossip and its StateStore.
@@ -44,9 +46,16 @@ type Node struct {
 	boltStore *raftboltdb.BoltStore
 	snaps     *raft.FileSnapshotStore
 
-	ml       *memberlist.Memberlist
-	meta     memberMeta
-	gossipCh chan struct{}
+	ml         *memberlist.Memberlist
+	meta       memberMeta
+	gossipCh   chan struct{}
+	tracker    *tracker
+	started    time.Time
+	joinedAt   atomic.Int64 // unix nanoseconds of the last join of others
+	selfGossip atomic.Value // this member's gossip address, a string
+	fatal      chan error
+	left       chan struct{}
+	leftOnce   sync.Once
 
 	leaderNotify chan bool
 
@@ -78,6 +87,9 @@ func New(cfg Config, store *fsm.Store) (*Node, error) {
 		log:      cfg.Logger.With("subsystem", "cluster"),
 		store:    store,
 		gossipCh: make(chan struct{}, 1),
+		tracker:  newTracker(),
+		fatal:    make(chan error, 1),
+		left:     make(chan struct{}),
 		peers:    newPeerPool(),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -170,6 +182,18 @@ func (n *Node) setupRaft() error {
 	}
 	n.raft = r
 	return nil
+}
+
+// Fatal delivers an error that should stop the agent, such as finding its
+// name taken by another member.
+func (n *Node) Fatal() <-chan error { return n.fatal }
+
+func (n *Node) fail(err error) {
+	n.log.Error("fatal", "error", err)
+	select {
+	case n.fatal <- err:
+	default:
+	}
 }
 
 // hasState reports whether this member already holds Raft state, so it must

@@ -309,3 +309,23 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 }
 
 var errStop = errors.New("stop")
+
+func readLog(t *testing.T, a *agent) string {
+	t.Helper()
+	b, err := os.ReadFile(a.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitUp waits until an agent answers on its gRPC address.
+func waitUp(t *testing.T, a *agent) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := a.cluster().Members(ctx, &proto.MembersRequest{})
+		return err
+	})
+}

@@ -418,6 +418,585 @@ func (x *RestoreResponse) GetRevision() uint64 {
 	return 0
 }
 
+type MembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersRequest) Reset() {
+	*x = MembersRequest{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersRequest) ProtoMessage() {}
+
+func (x *MembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
+func (*MembersRequest) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{8}
+}
+
+type Resources struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cpu is in cores.
+	Cpu float64 `protobuf:"fixed64,1,opt,name=cpu,proto3" json:"cpu,omitempty"`
+	// memory is in bytes.
+	Memory        uint64 `protobuf:"varint,2,opt,name=memory,proto3" json:"memory,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resources) Reset() {
+	*x = Resources{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resources) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resources) ProtoMessage() {}
+
+func (x *Resources) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resources.ProtoReflect.Descriptor instead.
+func (*Resources) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Resources) GetCpu() float64 {
+	if x != nil {
+		return x.Cpu
+	}
+	return 0
+}
+
+func (x *Resources) GetMemory() uint64 {
+	if x != nil {
+		return x.Memory
+	}
+	return 0
+}
+
+type MemberInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// status is "alive", "suspect", "failed" or "left".
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// raft is "voter", "nonvoter" or "none".
+	Raft   string `protobuf:"bytes,3,opt,name=raft,proto3" json:"raft,omitempty"`
+	Leader bool   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	// addresses by protocol: grpc, http, raft, gossip.
+	Addresses map[string]string `protobuf:"bytes,5,rep,name=addresses,proto3" json:"addresses,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Labels    map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Resources *Resources        `protobuf:"bytes,7,opt,name=resources,proto3" json:"resources,omitempty"`
+	// docker is whether the member's Docker Engine answers.
+	Docker        bool   `protobuf:"varint,8,opt,name=docker,proto3" json:"docker,omitempty"`
+	Version       string `protobuf:"bytes,9,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberInfo) Reset() {
+	*x = MemberInfo{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberInfo) ProtoMessage() {}
+
+func (x *MemberInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberInfo.ProtoReflect.Descriptor instead.
+func (*MemberInfo) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MemberInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MemberInfo) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *MemberInfo) GetRaft() string {
+	if x != nil {
+		return x.Raft
+	}
+	return ""
+}
+
+func (x *MemberInfo) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *MemberInfo) GetAddresses() map[string]string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+func (x *MemberInfo) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *MemberInfo) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *MemberInfo) GetDocker() bool {
+	if x != nil {
+		return x.Docker
+	}
+	return false
+}
+
+func (x *MemberInfo) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+type MembersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []*MemberInfo          `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersResponse) Reset() {
+	*x = MembersResponse{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersResponse) ProtoMessage() {}
+
+func (x *MembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
+func (*MembersResponse) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MembersResponse) GetMembers() []*MemberInfo {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type JoinRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// addresses are gossip addresses (host:port) of members to join.
+	Addresses     []string `protobuf:"bytes,1,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequest) Reset() {
+	*x = JoinRequest{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequest) ProtoMessage() {}
+
+func (x *JoinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
+func (*JoinRequest) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *JoinRequest) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+type JoinResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// joined is how many of the addresses answered.
+	Joined        uint32 `protobuf:"varint,1,opt,name=joined,proto3" json:"joined,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinResponse) Reset() {
+	*x = JoinResponse{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinResponse) ProtoMessage() {}
+
+func (x *JoinResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
+func (*JoinResponse) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *JoinResponse) GetJoined() uint32 {
+	if x != nil {
+		return x.Joined
+	}
+	return 0
+}
+
+type LeaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveRequest) Reset() {
+	*x = LeaveRequest{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveRequest) ProtoMessage() {}
+
+func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
+func (*LeaveRequest) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+type LeaveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveResponse) Reset() {
+	*x = LeaveResponse{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveResponse) ProtoMessage() {}
+
+func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
+func (*LeaveResponse) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{15}
+}
+
+type RemovePeerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the member name (Raft server ID) to remove.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePeerRequest) Reset() {
+	*x = RemovePeerRequest{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePeerRequest) ProtoMessage() {}
+
+func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
+func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RemovePeerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemovePeerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePeerResponse) Reset() {
+	*x = RemovePeerResponse{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePeerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePeerResponse) ProtoMessage() {}
+
+func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
+func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{17}
+}
+
+type TransferLeaderRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// to names the member to hand leadership to; empty lets Raft choose.
+	To            string `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeaderRequest) Reset() {
+	*x = TransferLeaderRequest{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeaderRequest) ProtoMessage() {}
+
+func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *TransferLeaderRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+type TransferLeaderResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// leader is the member that leads afterwards.
+	Leader        string `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeaderResponse) Reset() {
+	*x = TransferLeaderResponse{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeaderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeaderResponse) ProtoMessage() {}
+
+func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TransferLeaderResponse) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
 var File_dux_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_dux_v1_cluster_proto_rawDesc = "" +
@@ -444,12 +1023,54 @@ const file_dux_v1_cluster_proto_rawDesc = "" +
 	"\rSnapshotChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"-\n" +
 	"\x0fRestoreResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x04R\brevision2\x97\x02\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\"\x10\n" +
+	"\x0eMembersRequest\"5\n" +
+	"\tResources\x12\x10\n" +
+	"\x03cpu\x18\x01 \x01(\x01R\x03cpu\x12\x16\n" +
+	"\x06memory\x18\x02 \x01(\x04R\x06memory\"\xb9\x03\n" +
+	"\n" +
+	"MemberInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
+	"\x04raft\x18\x03 \x01(\tR\x04raft\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\x12?\n" +
+	"\taddresses\x18\x05 \x03(\v2!.dux.v1.MemberInfo.AddressesEntryR\taddresses\x126\n" +
+	"\x06labels\x18\x06 \x03(\v2\x1e.dux.v1.MemberInfo.LabelsEntryR\x06labels\x12/\n" +
+	"\tresources\x18\a \x01(\v2\x11.dux.v1.ResourcesR\tresources\x12\x16\n" +
+	"\x06docker\x18\b \x01(\bR\x06docker\x12\x18\n" +
+	"\aversion\x18\t \x01(\tR\aversion\x1a<\n" +
+	"\x0eAddressesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
+	"\x0fMembersResponse\x12,\n" +
+	"\amembers\x18\x01 \x03(\v2\x12.dux.v1.MemberInfoR\amembers\"+\n" +
+	"\vJoinRequest\x12\x1c\n" +
+	"\taddresses\x18\x01 \x03(\tR\taddresses\"&\n" +
+	"\fJoinResponse\x12\x16\n" +
+	"\x06joined\x18\x01 \x01(\rR\x06joined\"\x0e\n" +
+	"\fLeaveRequest\"\x0f\n" +
+	"\rLeaveResponse\"#\n" +
+	"\x11RemovePeerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
+	"\x12RemovePeerResponse\"'\n" +
+	"\x15TransferLeaderRequest\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\tR\x02to\"0\n" +
+	"\x16TransferLeaderResponse\x12\x16\n" +
+	"\x06leader\x18\x01 \x01(\tR\x06leader2\xd2\x04\n" +
 	"\aCluster\x127\n" +
 	"\x06Leader\x12\x15.dux.v1.LeaderRequest\x1a\x16.dux.v1.LeaderResponse\x12X\n" +
 	"\x11RaftConfiguration\x12 .dux.v1.RaftConfigurationRequest\x1a!.dux.v1.RaftConfigurationResponse\x12<\n" +
 	"\bSnapshot\x12\x17.dux.v1.SnapshotRequest\x1a\x15.dux.v1.SnapshotChunk0\x01\x12;\n" +
-	"\aRestore\x12\x15.dux.v1.SnapshotChunk\x1a\x17.dux.v1.RestoreResponse(\x01B#Z!github.com/dux-io/dux/proto;protob\x06proto3"
+	"\aRestore\x12\x15.dux.v1.SnapshotChunk\x1a\x17.dux.v1.RestoreResponse(\x01\x12:\n" +
+	"\aMembers\x12\x16.dux.v1.MembersRequest\x1a\x17.dux.v1.MembersResponse\x121\n" +
+	"\x04Join\x12\x13.dux.v1.JoinRequest\x1a\x14.dux.v1.JoinResponse\x124\n" +
+	"\x05Leave\x12\x14.dux.v1.LeaveRequest\x1a\x15.dux.v1.LeaveResponse\x12C\n" +
+	"\n" +
+	"RemovePeer\x12\x19.dux.v1.RemovePeerRequest\x1a\x1a.dux.v1.RemovePeerResponse\x12O\n" +
+	"\x0eTransferLeader\x12\x1d.dux.v1.TransferLeaderRequest\x1a\x1e.dux.v1.TransferLeaderResponseB#Z!github.com/dux-io/dux/proto;protob\x06proto3"
 
 var (
 	file_dux_v1_cluster_proto_rawDescOnce sync.Once
@@ -463,7 +1084,7 @@ func file_dux_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_dux_v1_cluster_proto_rawDescData
 }
 
-var file_dux_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_dux_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_dux_v1_cluster_proto_goTypes = []any{
 	(*LeaderRequest)(nil),             // 0: dux.v1.LeaderRequest
 	(*LeaderResponse)(nil),            // 1: dux.v1.LeaderResponse
@@ -473,22 +1094,50 @@ var file_dux_v1_cluster_proto_goTypes = []any{
 	(*SnapshotRequest)(nil),           // 5: dux.v1.SnapshotRequest
 	(*SnapshotChunk)(nil),             // 6: dux.v1.SnapshotChunk
 	(*RestoreResponse)(nil),           // 7: dux.v1.RestoreResponse
+	(*MembersRequest)(nil),            // 8: dux.v1.MembersRequest
+	(*Resources)(nil),                 // 9: dux.v1.Resources
+	(*MemberInfo)(nil),                // 10: dux.v1.MemberInfo
+	(*MembersResponse)(nil),           // 11: dux.v1.MembersResponse
+	(*JoinRequest)(nil),               // 12: dux.v1.JoinRequest
+	(*JoinResponse)(nil),              // 13: dux.v1.JoinResponse
+	(*LeaveRequest)(nil),              // 14: dux.v1.LeaveRequest
+	(*LeaveResponse)(nil),             // 15: dux.v1.LeaveResponse
+	(*RemovePeerRequest)(nil),         // 16: dux.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),        // 17: dux.v1.RemovePeerResponse
+	(*TransferLeaderRequest)(nil),     // 18: dux.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),    // 19: dux.v1.TransferLeaderResponse
+	nil,                               // 20: dux.v1.MemberInfo.AddressesEntry
+	nil,                               // 21: dux.v1.MemberInfo.LabelsEntry
 }
 var file_dux_v1_cluster_proto_depIdxs = []int32{
-	3, // 0: dux.v1.RaftConfigurationResponse.servers:type_name -> dux.v1.RaftServer
-	0, // 1: dux.v1.Cluster.Leader:input_type -> dux.v1.LeaderRequest
-	2, // 2: dux.v1.Cluster.RaftConfiguration:input_type -> dux.v1.RaftConfigurationRequest
-	5, // 3: dux.v1.Cluster.Snapshot:input_type -> dux.v1.SnapshotRequest
-	6, // 4: dux.v1.Cluster.Restore:input_type -> dux.v1.SnapshotChunk
-	1, // 5: dux.v1.Cluster.Leader:output_type -> dux.v1.LeaderResponse
-	4, // 6: dux.v1.Cluster.RaftConfiguration:output_type -> dux.v1.RaftConfigurationResponse
-	6, // 7: dux.v1.Cluster.Snapshot:output_type -> dux.v1.SnapshotChunk
-	7, // 8: dux.v1.Cluster.Restore:output_type -> dux.v1.RestoreResponse
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3,  // 0: dux.v1.RaftConfigurationResponse.servers:type_name -> dux.v1.RaftServer
+	20, // 1: dux.v1.MemberInfo.addresses:type_name -> dux.v1.MemberInfo.AddressesEntry
+	21, // 2: dux.v1.MemberInfo.labels:type_name -> dux.v1.MemberInfo.LabelsEntry
+	9,  // 3: dux.v1.MemberInfo.resources:type_name -> dux.v1.Resources
+	10, // 4: dux.v1.MembersResponse.members:type_name -> dux.v1.MemberInfo
+	0,  // 5: dux.v1.Cluster.Leader:input_type -> dux.v1.LeaderRequest
+	2,  // 6: dux.v1.Cluster.RaftConfiguration:input_type -> dux.v1.RaftConfigurationRequest
+	5,  // 7: dux.v1.Cluster.Snapshot:input_type -> dux.v1.SnapshotRequest
+	6,  // 8: dux.v1.Cluster.Restore:input_type -> dux.v1.SnapshotChunk
+	8,  // 9: dux.v1.Cluster.Members:input_type -> dux.v1.MembersRequest
+	12, // 10: dux.v1.Cluster.Join:input_type -> dux.v1.JoinRequest
+	14, // 11: dux.v1.Cluster.Leave:input_type -> dux.v1.LeaveRequest
+	16, // 12: dux.v1.Cluster.RemovePeer:input_type -> dux.v1.RemovePeerRequest
+	18, // 13: dux.v1.Cluster.TransferLeader:input_type -> dux.v1.TransferLeaderRequest
+	1,  // 14: dux.v1.Cluster.Leader:output_type -> dux.v1.LeaderResponse
+	4,  // 15: dux.v1.Cluster.RaftConfiguration:output_type -> dux.v1.RaftConfigurationResponse
+	6,  // 16: dux.v1.Cluster.Snapshot:output_type -> dux.v1.SnapshotChunk
+	7,  // 17: dux.v1.Cluster.Restore:output_type -> dux.v1.RestoreResponse
+	11, // 18: dux.v1.Cluster.Members:output_type -> dux.v1.MembersResponse
+	13, // 19: dux.v1.Cluster.Join:output_type -> dux.v1.JoinResponse
+	15, // 20: dux.v1.Cluster.Leave:output_type -> dux.v1.LeaveResponse
+	17, // 21: dux.v1.Cluster.RemovePeer:output_type -> dux.v1.RemovePeerResponse
+	19, // 22: dux.v1.Cluster.TransferLeader:output_type -> dux.v1.TransferLeaderResponse
+	14, // [14:23] is the sub-list for method output_type
+	5,  // [5:14] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_dux_v1_cluster_proto_init() }
@@ -502,7 +1151,7 @@ func file_dux_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dux_v1_cluster_proto_rawDesc), len(file_dux_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

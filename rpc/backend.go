@@ -32,6 +32,18 @@ type Backend interface {
 	Restore(ctx context.Context, r io.Reader) (uint64, error)
 	// Ready returns nil when the member can serve linearizable requests.
 	Ready() error
+
+	// MemberList describes every member with its health and Raft role.
+	MemberList() []*proto.MemberInfo
+	// JoinCluster makes this member join the gossip of the members at addrs.
+	JoinCluster(addrs []string) (int, error)
+	// Leave makes this member leave the cluster gracefully.
+	Leave(ctx context.Context) error
+	// RemovePeer removes a member from the Raft configuration.
+	RemovePeer(ctx context.Context, id string) error
+	// TransferLeader hands leadership to the member named to (any if empty)
+	// and returns the new leader.
+	TransferLeader(ctx context.Context, to string) (string, error)
 }
 
 // Subscriber streams events to one subscription. dispatch.Hub implements it.

@@ -132,6 +132,34 @@ func (s *clusterServer) RaftConfiguration(context.Context, *proto.RaftConfigurat
 	return s.b.RaftConfiguration()
 }
 
+func (s *clusterServer) Members(context.Context, *proto.MembersRequest) (*proto.MembersResponse, error) {
+	return &proto.MembersResponse{Members: s.b.MemberList()}, nil
+}
+
+func (s *clusterServer) Join(_ context.Context, r *proto.JoinRequest) (*proto.JoinResponse, error) {
+	k, err := s.b.JoinCluster(r.Addresses)
+	if err != nil {
+		return nil, err
+	}
+	return &proto.JoinResponse{Joined: uint32(k)}, nil
+}
+
+func (s *clusterServer) Leave(ctx context.Context, _ *proto.LeaveRequest) (*proto.LeaveResponse, error) {
+	return &proto.LeaveResponse{}, s.b.Leave(ctx)
+}
+
+func (s *clusterServer) RemovePeer(ctx context.Context, r *proto.RemovePeerRequest) (*proto.RemovePeerResponse, error) {
+	return &proto.RemovePeerResponse{}, s.b.RemovePeer(ctx, r.Id)
+}
+
+func (s *clusterServer) TransferLeader(ctx context.Context, r *proto.TransferLeaderRequest) (*proto.TransferLeaderResponse, error) {
+	leader, err := s.b.TransferLeader(ctx, r.To)
+	if err != nil {
+		return nil, err
+	}
+	return &proto.TransferLeaderResponse{Leader: leader}, nil
+}
+
 // snapshotChunk is the size of one SnapshotChunk message.
 const snapshotChunk = 256 << 10
 

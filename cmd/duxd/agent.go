@@ -31,6 +31,10 @@ type agentFlags struct {
 	logLevel  string
 	logFormat string
 	debug     bool
+	labels    []string
+	cpu       float64
+	memory    string
+	encrypt   string
 }
 
 func newAgentCmd() *cobra.Command {
@@ -74,6 +78,14 @@ example DUX_DATA_DIR or DUX_BOOTSTRAP_EXPECT.`,
 	fl.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", c.TrailingLogs, "log entries kept after a snapshot")
 	fl.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
 	fl.DurationVar(&c.ElectionTimeout, "raft-election-timeout", c.ElectionTimeout, "Raft election timeout")
+	fl.StringArrayVar(&f.labels, "label", nil, "a label of this host, key=value (repeatable)")
+	fl.Float64Var(&f.cpu, "cpu", 0, "CPU cores this host offers (default: detected)")
+	fl.StringVar(&f.memory, "memory", "", "memory this host offers, e.g. 8GiB or 512MiB (default: detected)")
+	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key: base64 of 16, 24 or 32 bytes (see duxd keygen)")
+	fl.DurationVar(&c.DeadServerTimeout, "dead-server-timeout", c.DeadServerTimeout, "how long a failed member stays in Raft before it is removed")
+	fl.IntVar(&c.MinQuorum, "min-quorum", c.MinQuorum, "never remove failed voters below this many voters")
+	fl.StringVar(&c.GossipProfile, "gossip-profile", c.GossipProfile, "gossip timing: lan, or local for members on one host (faster failure detection)")
+	fl.DurationVar(&c.DeadNodeReclaimTime, "dead-node-reclaim-time", c.DeadNodeReclaimTime, "how long a failed member's name stays bound to its old address")
 	d := &f.dispatch
 	fl.IntVar(&d.WindowEvents, "dispatch-window-events", d.WindowEvents, "events kept for subscribers to resume from")
 	fl.Int64Var(&d.WindowBytes, "dispatch-window-bytes", d.WindowBytes, "bytes of events kept for subscribers to resume from")
@@ -119,6 +131,9 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	cfg := f.cfg
 	cfg.Logger = logger
 	cfg.Version = version
+	if err := f.host(&cfg); err != nil {
+		return usageError{err}
+	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = defaultDataDir(cfg.Name)
 	}
@@ -178,6 +193,9 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down", "signal", context.Cause(ctx))
+	case <-node.Left():
+		logger.Info("left the cluster; shutting down")
+	case serveErr = <-node.Fatal():
 	case serveErr = <-errc:
 		logger.Error("server failed", "error", serveErr)
 	}

@@ -34,6 +34,7 @@ type benchFlags struct {
 	keyPrefix   string
 	json        bool
 	cpuProfile  string
+	sequential  bool
 }
 
 func newBenchCmd() *cobra.Command {
@@ -94,6 +95,10 @@ func newBenchOpCmd(op, short string) *cobra.Command {
 	if op == "get" {
 		fl.StringVar(&f.consistency, "consistency", "linearizable", "read consistency: linearizable or stale")
 	}
+	if op == "put" {
+		fl.BoolVar(&f.sequential, "sequential", false,
+			"write keys 0 to --key-space - 1 in order, each once (--total is the key space; no --duration)")
+	}
 	return cmd
 }
 
@@ -120,6 +125,12 @@ func (f *benchFlags) validate(cmd *cobra.Command, op string) error {
 	}
 	if op == "get" && f.consistency != "linearizable" && f.consistency != "stale" {
 		return bad("--consistency %q: want linearizable or stale", f.consistency)
+	}
+	if f.sequential {
+		if f.duration > 0 {
+			return bad("--sequential writes each key once: it takes no --duration")
+		}
+		f.total = int64(f.keySpace)
 	}
 	f.conns = min(f.conns, f.clients)
 	return nil
@@ -194,6 +205,12 @@ func runBench(ctx context.Context, f *benchFlags, op string, progress io.Writer)
 
 	res := &benchResult{Op: op, Clients: f.clients, Conns: f.conns, KeySpace: f.keySpace, ValueSize: f.valueSize}
 	run := put
+	if f.sequential {
+		var next atomic.Int64
+		run = func(ctx context.Context, c *client.Client, _ string) error {
+			return put(ctx, c, keys[next.Add(1)-1])
+		}
+	}
 	if op == "get" {
 		res.Consistency = f.consistency
 		fmt.Fprintf(progress, "writing %d keys under %s...\n", len(keys), f.keyPrefix)

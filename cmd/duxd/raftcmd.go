@@ -13,7 +13,8 @@ import (
 func init() { clientCommands = append(clientCommands, newRaftCmd) }
 
 func newRaftCmd() *cobra.Command {
-	return groupCmd("raft", "Inspect the Raft cluster", newRaftPeersCmd(), newRaftLeaderCmd())
+	return groupCmd("raft", "Inspect and operate the Raft cluster", newRaftPeersCmd(), newRaftLeaderCmd(),
+		newRaftRemovePeerCmd(), newRaftTransferLeaderCmd())
 }
 
 func newRaftPeersCmd() *cobra.Command {
