@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/dux-io/dux/proto"
 )
 
 // memberMeta is what each member gossips about itself. It must stay under
@@ -22,6 +25,9 @@ type memberMeta struct {
 	CPU     float64           `json:"c,omitempty"`
 	Memory  uint64            `json:"m,omitempty"`
 	Docker  bool              `json:"d,omitempty"`
+	// Leaving is set by a member that leaves gracefully, just before it
+	// leaves gossip, so the others can tell a leave from a failure.
+	Leaving bool `json:"x,omitempty"`
 }
 
 // Status is a member's health as gossip sees it.
@@ -52,42 +58,70 @@ func (m Member) Addresses() map[string]string {
 }
 
 // tracker remembers every member gossip has told this member about,
-// including those that failed or left, which memberlist forgets.
+// including those that failed or left, which memberlist forgets. Gossip
+// says alive, failed or left; a member gossip calls alive that does not
+// answer this member's probes is suspect.
 type tracker struct {
 	mu      sync.Mutex
-	members map[string]*Member
+	members map[string]*tracked
 }
 
-func newTracker() *tracker { return &tracker{members: make(map[string]*Member)} }
-
-func statusOf(s memberlist.NodeStateType) Status {
-	switch s {
-	case memberlist.StateAlive:
-		return StatusAlive
-	case memberlist.StateSuspect:
-		return StatusSuspect
-	case memberlist.StateLeft:
-		return StatusLeft
-	}
-	return StatusFailed
+type tracked struct {
+	m           Member // Status is gossip's: alive, failed or left
+	unreachable bool
+	since       time.Time // of the last change of the status shown
 }
+
+func newTracker() *tracker { return &tracker{members: make(map[string]*tracked)} }
 
 // observe records what gossip says of node, and reports whether it changed.
-func (t *tracker) observe(node *memberlist.Node, now time.Time) bool {
+func (t *tracker) observe(node *memberlist.Node, st Status, now time.Time) bool {
 	var meta memberMeta
 	if err := json.Unmarshal(node.Meta, &meta); err != nil {
 		return false // not a Dux member
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := statusOf(node.State)
-	old, ok := t.members[node.Name]
-	m := &Member{Name: node.Name, Gossip: node.Address(), Status: st, Since: now, memberMeta: meta}
-	if ok && old.Status == st {
-		m.Since = old.Since
+	if st != StatusAlive && meta.Leaving {
+		st = StatusLeft
 	}
-	t.members[node.Name] = m
-	return !ok || old.Status != st || old.Gossip != m.Gossip || !sameMeta(old.memberMeta, meta)
+	m := Member{Name: node.Name, Gossip: node.Address(), Status: st, memberMeta: meta}
+	old, ok := t.members[node.Name]
+	if !ok {
+		t.members[node.Name] = &tracked{m: m, since: now}
+		return true
+	}
+	before := old.status()
+	changed := old.m.Status != st || old.m.Gossip != m.Gossip || !sameMeta(old.m.memberMeta, meta)
+	old.m = m
+	if st != StatusAlive {
+		old.unreachable = false
+	}
+	if old.status() != before {
+		old.since = now
+	}
+	return changed
+}
+
+// reachable records whether the member answered a probe, and reports
+// whether that changed its status.
+func (t *tracker) reachable(name string, ok bool, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, found := t.members[name]
+	if !found || e.m.Status != StatusAlive || e.unreachable == !ok {
+		return false
+	}
+	e.unreachable = !ok
+	e.since = now
+	return true
+}
+
+func (e *tracked) status() Status {
+	if e.m.Status == StatusAlive && e.unreachable {
+		return StatusSuspect
+	}
+	return e.m.Status
 }
 
 func sameMeta(a, b memberMeta) bool {
@@ -101,8 +135,10 @@ func (t *tracker) list() []Member {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]Member, 0, len(t.members))
-	for _, m := range t.members {
-		out = append(out, *m)
+	for _, e := range t.members {
+		m := e.m
+		m.Status, m.Since = e.status(), e.since
+		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -116,10 +152,7 @@ func (t *tracker) forget(name string) {
 
 // Members returns every member this one knows of, with its status;
 // members that failed or left stay listed until they are removed.
-func (n *Node) Members() []Member {
-	n.refreshSuspects()
-	return n.tracker.list()
-}
+func (n *Node) Members() []Member { return n.tracker.list() }
 
 // liveMembers returns the members that are alive or suspect.
 func (n *Node) liveMembers() []Member {
@@ -132,12 +165,38 @@ func (n *Node) liveMembers() []Member {
 	return out
 }
 
-// refreshSuspects picks up suspect members, for which memberlist sends no
-// event.
-func (n *Node) refreshSuspects() {
-	now := time.Now()
-	for _, node := range n.ml.Members() {
-		n.tracker.observe(node, now)
+// probeInterval is how often each member probes the others over gRPC.
+const probeInterval = time.Second
+
+// probeLoop asks every other live member for its status each second; one
+// that gossip calls alive but that does not answer is suspect.
+func (n *Node) probeLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(probeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var wg sync.WaitGroup
+		for _, m := range n.liveMembers() {
+			if m.Name == n.cfg.Name {
+				continue
+			}
+			wg.Add(1)
+			go func(m Member) {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(n.ctx, probeInterval)
+				defer cancel()
+				_, err := n.peers.internal(m.GRPC).Status(ctx, &proto.StatusRequest{})
+				if n.tracker.reachable(m.Name, err == nil, time.Now()) {
+					n.gossipChanged()
+				}
+			}(m)
+		}
+		wg.Wait()
 	}
 }
 
@@ -153,7 +212,9 @@ func (n *Node) member(name string) (Member, bool) {
 type gossipDelegate struct{ n *Node }
 
 func (d gossipDelegate) NodeMeta(limit int) []byte {
+	d.n.metaMu.Lock()
 	b, _ := json.Marshal(d.n.meta)
+	d.n.metaMu.Unlock()
 	if len(b) > limit {
 		d.n.log.Error("gossip metadata too large", "bytes", len(b), "limit", limit)
 		return nil
@@ -167,12 +228,15 @@ func (gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
 type gossipEvents struct{ n *Node }
 
-func (e gossipEvents) NotifyJoin(node *memberlist.Node)   { e.n.gossipEvent(node) }
-func (e gossipEvents) NotifyLeave(node *memberlist.Node)  { e.n.gossipEvent(node) }
-func (e gossipEvents) NotifyUpdate(node *memberlist.Node) { e.n.gossipEvent(node) }
+// memberlist does not keep Node.State current, so the event says what
+// happened: a join or an update means alive; a leave means failed, or
+// left when the member announced it was leaving (memberMeta.Leaving).
+func (e gossipEvents) NotifyJoin(node *memberlist.Node)   { e.n.gossipEvent(node, StatusAlive) }
+func (e gossipEvents) NotifyLeave(node *memberlist.Node)  { e.n.gossipEvent(node, StatusFailed) }
+func (e gossipEvents) NotifyUpdate(node *memberlist.Node) { e.n.gossipEvent(node, StatusAlive) }
 
-func (n *Node) gossipEvent(node *memberlist.Node) {
-	if n.tracker.observe(node, time.Now()) {
+func (n *Node) gossipEvent(node *memberlist.Node, st Status) {
+	if n.tracker.observe(node, st, time.Now()) {
 		n.gossipChanged()
 	}
 }

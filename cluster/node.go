@@ -47,6 +47,7 @@ type Node struct {
 	snaps     *raft.FileSnapshotStore
 
 	ml         *memberlist.Memberlist
+	metaMu     sync.Mutex // guards meta, which memberlist reads at any time
 	meta       memberMeta
 	gossipCh   chan struct{}
 	tracker    *tracker
@@ -110,10 +111,11 @@ func New(cfg Config, store *fsm.Store) (*Node, error) {
 	}
 	ok = true
 
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.monitorLeadership()
 	go n.bootstrapLoop()
 	go n.joinLoop()
+	go n.probeLoop()
 	return n, nil
 }
 

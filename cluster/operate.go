@@ -163,6 +163,13 @@ func (n *Node) Leave(ctx context.Context) error {
 			}
 		}
 	}
+	// Say so first, so that the others record a leave, not a failure.
+	n.metaMu.Lock()
+	n.meta.Leaving = true
+	n.metaMu.Unlock()
+	if err := n.ml.UpdateNode(5 * time.Second); err != nil {
+		n.log.Warn("leave: announce", "error", err)
+	}
 	if err := n.ml.Leave(5 * time.Second); err != nil {
 		return fmt.Errorf("leave gossip: %w", err)
 	}
