@@ -48,6 +48,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	removeDockerLeftovers()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
