@@ -60,8 +60,8 @@ func (n *Node) raftServers() (map[raft.ServerID]raft.Server, error) {
 // reconcileRaft is the autopilot: new members join as non-voters; up to
 // cfg.Voters healthy members are voters, non-voters being promoted once they
 // have caught up; a failed voter is demoted once it has been replaced;
-// members that left, or stayed failed past the dead-server timeout, are
-// removed, but never below MinQuorum voters.
+// members that left are removed, and so are those that stayed failed past
+// the dead-server timeout, but never below MinQuorum voters.
 func (n *Node) reconcileRaft(ctx context.Context, members []Member) {
 	servers, err := n.raftServers()
 	if err != nil {
@@ -98,7 +98,7 @@ func (n *Node) reconcileRaft(ctx context.Context, members []Member) {
 	for _, m := range members {
 		id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.Raft)
 		s, known := servers[id]
-		if m.Status != StatusAlive || (known && s.Address == addr) {
+		if m.Status != StatusAlive || m.Leaving || (known && s.Address == addr) {
 			continue
 		}
 		if known && s.Suffrage == raft.Voter {
@@ -113,7 +113,7 @@ func (n *Node) reconcileRaft(ctx context.Context, members []Member) {
 			break
 		}
 		s, known := servers[raft.ServerID(m.Name)]
-		if !known || s.Suffrage == raft.Voter || m.Status != StatusAlive || !n.caughtUp(ctx, m) {
+		if !known || s.Suffrage == raft.Voter || m.Status != StatusAlive || m.Leaving || !n.caughtUp(ctx, m) {
 			continue
 		}
 		if change("promoted to voter", m, n.raft.AddVoter(s.ID, s.Address, 0, timeout)) {
@@ -131,7 +131,7 @@ func (n *Node) reconcileRaft(ctx context.Context, members []Member) {
 		gone := m.Status == StatusLeft || (m.Status == StatusFailed && time.Since(m.Since) > n.cfg.DeadServerTimeout)
 		switch {
 		case m.Status != StatusFailed && m.Status != StatusLeft:
-		case s.Suffrage == raft.Voter && gone && voters-1 < n.cfg.MinQuorum:
+		case s.Suffrage == raft.Voter && m.Status == StatusFailed && gone && voters-1 < n.cfg.MinQuorum:
 			n.log.Warn("autopilot: not removing a voter: it would leave fewer than min-quorum voters",
 				"member", m.Name, "voters", voters, "min_quorum", n.cfg.MinQuorum)
 		case gone:

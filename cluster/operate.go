@@ -146,6 +146,14 @@ func (n *Node) RemovePeer(ctx context.Context, id string) error {
 // afterwards.
 func (n *Node) Leave(ctx context.Context) error {
 	n.log.Info("leaving the cluster")
+	// Say so first: the autopilot then neither re-adds nor promotes this
+	// member, and the others record a leave, not a failure.
+	n.metaMu.Lock()
+	n.meta.Leaving = true
+	n.metaMu.Unlock()
+	if err := n.ml.UpdateNode(5 * time.Second); err != nil {
+		n.log.Warn("leave: announce", "error", err)
+	}
 	if n.IsLeader() && n.voterCount() > 1 {
 		if _, err := n.TransferLeader(ctx, ""); err != nil {
 			return fmt.Errorf("leave: %w", err)
@@ -162,13 +170,6 @@ func (n *Node) Leave(ctx context.Context) error {
 				return fmt.Errorf("leave: %w", err)
 			}
 		}
-	}
-	// Say so first, so that the others record a leave, not a failure.
-	n.metaMu.Lock()
-	n.meta.Leaving = true
-	n.metaMu.Unlock()
-	if err := n.ml.UpdateNode(5 * time.Second); err != nil {
-		n.log.Warn("leave: announce", "error", err)
 	}
 	if err := n.ml.Leave(5 * time.Second); err != nil {
 		return fmt.Errorf("leave gossip: %w", err)
