@@ -37,6 +37,11 @@ test-unit: ## Unit tests with the race detector
 test-integration: ## Integration tests against real duxd processes (built with -race, but for load tests)
 	$(GO) test -count=1 -tags integration -timeout 20m ./integration/
 
+.PHONY: chaos
+chaos: ## Long randomised fault schedule on 5 containers: make chaos SEED=7 DURATION=10m
+	DUX_REQUIRE_DOCKER=1 DUX_CHAOS_SEED=$(SEED) DUX_CHAOS_DURATION=$(or $(DURATION),5m) \
+		$(GO) test -count=1 -tags integration -timeout 3h -run 'TestRobustness_Chaos' -v ./integration/
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -28,7 +28,7 @@ const (
 // acknowledged before the call: it gets a read index (from itself as
 // leader, or from the leader) and waits until it has applied that far.
 func (n *Node) linearize(ctx context.Context, c proto.Consistency) error {
-	if c == proto.Consistency_STALE {
+	if c == proto.Consistency_STALE || n.cfg.UnsafeStaleReads {
 		return nil
 	}
 	index, err := n.reads.get(ctx)

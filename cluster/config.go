@@ -77,6 +77,10 @@ type Config struct {
 	// ReconcileInterval is how often the leader reconciles gossip into Raft
 	// and /hosts/ (it also does on every gossip change).
 	ReconcileInterval time.Duration
+	// UnsafeStaleReads serves every read from local state, linearizable or
+	// not. It exists only so that tests can show their linearizability
+	// checker catches stale reads; never set it in production.
+	UnsafeStaleReads bool
 	// Logger receives the member's logs, and raft's and memberlist's.
 	Logger *slog.Logger
 }

@@ -90,6 +90,8 @@ example DUX_DATA_DIR or DUX_BOOTSTRAP_EXPECT.`,
 	fl.IntVar(&d.WindowEvents, "dispatch-window-events", d.WindowEvents, "events kept for subscribers to resume from")
 	fl.Int64Var(&d.WindowBytes, "dispatch-window-bytes", d.WindowBytes, "bytes of events kept for subscribers to resume from")
 	fl.IntVar(&d.MaxLag, "dispatch-max-lag", d.MaxLag, "events a subscriber may fall behind before it is cut off (at most the window)")
+	fl.BoolVar(&c.UnsafeStaleReads, "unsafe-stale-reads", false, "TESTS ONLY: serve linearizable reads from local state (breaks linearizability)")
+	fl.MarkHidden("unsafe-stale-reads")
 	fl.BoolVar(&f.debug, "enable-debug", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
