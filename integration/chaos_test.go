@@ -29,7 +29,7 @@ func TestRobustness_Chaos(t *testing.T) {
 	r := newRobust(t, 5, seed)
 	r.startWorkload(1)
 	end := time.Now().Add(duration)
-	short := func() time.Duration { return time.Duration(500+r.rng.IntN(2500)) * time.Millisecond }
+	short := func() time.Duration { return time.Duration(150+r.rng.IntN(850)) * time.Millisecond }
 	for time.Now().Before(end) {
 		m := r.ms[r.rng.IntN(len(r.ms))]
 		switch k := r.rng.IntN(11); {
