@@ -1,0 +1,233 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func comp(name string, replicas int, mods ...func(*Component)) *Component {
+	c := &Component{Name: name, Image: "img:" + name, Replicas: replicas}
+	for _, m := range mods {
+		m(c)
+	}
+	if err := c.Validate(); err != nil {
+		panic(err)
+	}
+	return c
+}
+
+func host(name string, mods ...func(*Host)) Host {
+	h := Host{Name: name, Status: "alive", Capacity: Resources{CPU: 4, Memory: 8 << 30}, Labels: map[string]string{}}
+	for _, m := range mods {
+		m(&h)
+	}
+	return h
+}
+
+func ids() func() string {
+	n := 0
+	return func() string { n++; return fmt.Sprintf("a%03d", n) }
+}
+
+// perHost counts, per host, the allocations of a component that remain
+// after applying the plan to allocs.
+func perHost(allocs []Allocation, p Plan, component string) map[string]int {
+	stopped := map[string]bool{}
+	for _, a := range p.Stop {
+		stopped[a.ID] = true
+	}
+	out := map[string]int{}
+	for _, a := range append(slices.Clone(allocs), p.Add...) {
+		if a.Component == component && !stopped[a.ID] {
+			out[a.Host]++
+		}
+	}
+	return out
+}
+
+func alloc(id, component, h string, c *Component) Allocation {
+	return Allocation{ID: id, Component: component, Host: h, Spec: c.Hash(), Running: true}
+}
+
+func TestCompute_Placement(t *testing.T) {
+	web := comp("web", 5)
+	big := comp("big", 3, func(c *Component) { c.Resources = Resources{CPU: 3} })
+	packed := comp("packed", 3, func(c *Component) { c.Strategy = "binpack"; c.Resources = Resources{CPU: 1} })
+	zoned := comp("zoned", 2, func(c *Component) {
+		c.Constraints = []Constraint{{Label: "zone", Op: "=", Value: "b"}}
+	})
+	inZones := comp("inzones", 3, func(c *Component) {
+		c.Constraints = []Constraint{{Label: "zone", Op: "in", Values: []string{"a", "b"}}, {Label: "ssd", Op: "exists"}}
+	})
+	ported := comp("ported", 3, func(c *Component) { c.Ports = []Port{{Container: 80, Host: 8080}} })
+	three := []Host{host("h1"), host("h2"), host("h3")}
+	zonedHosts := []Host{
+		host("h1", func(h *Host) { h.Labels = map[string]string{"zone": "a", "ssd": "1"} }),
+		host("h2", func(h *Host) { h.Labels = map[string]string{"zone": "b"} }),
+		host("h3", func(h *Host) { h.Labels = map[string]string{"zone": "c", "ssd": "1"} }),
+	}
+	cases := []struct {
+		name      string
+		c         *Component
+		hosts     []Host
+		want      map[string]int // per host after the plan
+		unplaced  string         // substring of the explanation, "" for none
+		stopCount int
+	}{
+		{"spread over three hosts", web, three, map[string]int{"h1": 2, "h2": 2, "h3": 1}, "", 0},
+		{"resources never overcommitted", big, three, map[string]int{"h1": 1, "h2": 1, "h3": 1}, "", 0},
+		{"infeasible: not enough CPU", comp("huge", 1, func(c *Component) { c.Resources = Resources{CPU: 5} }), three,
+			map[string]int{}, "not enough CPU", 0},
+		{"binpack fills one host first", packed, three, map[string]int{"h1": 3}, "", 0},
+		{"constraint =", zoned, zonedHosts, map[string]int{"h2": 2}, "", 0},
+		{"constraint in and exists; spread yields where one host fits", inZones, zonedHosts, map[string]int{"h1": 3}, "", 0},
+		{"host ports never collide", ported, three[:2], map[string]int{"h1": 1, "h2": 1}, "host port 8080/tcp in use", 0},
+		{"no alive host", web, []Host{host("h1", func(h *Host) { h.Status = "suspect" })}, map[string]int{}, "host suspect", 0},
+		{"zero replicas", comp("none", 0), three, map[string]int{}, "", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Compute([]*Component{tc.c}, tc.hosts, nil, ids())
+			got := perHost(nil, p, tc.c.Name)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("placement %v, want %v (unplaced %v)", got, tc.want, p.Unplaced)
+			}
+			why := strings.Join(p.Unplaced[tc.c.Name], "; ")
+			if (tc.unplaced == "") != (why == "") || !strings.Contains(why, tc.unplaced) {
+				t.Errorf("unplaced %q, want it to say %q", why, tc.unplaced)
+			}
+			if len(p.Stop) != tc.stopCount {
+				t.Errorf("stops %v, want %d", p.Stop, tc.stopCount)
+			}
+		})
+	}
+}
+
+func TestCompute_ScaleAndHostLoss(t *testing.T) {
+	web := comp("web", 4)
+	hosts := []Host{host("h1"), host("h2"), host("h3")}
+	cur := []Allocation{alloc("x1", "web", "h1", web), alloc("x2", "web", "h1", web), alloc("x3", "web", "h2", web), alloc("x4", "web", "h3", web)}
+
+	t.Run("scale down stops the most crowded host first", func(t *testing.T) {
+		p := Compute([]*Component{comp("web", 3)}, hosts, cur, ids())
+		if got := perHost(cur, p, "web"); fmt.Sprint(got) != fmt.Sprint(map[string]int{"h1": 1, "h2": 1, "h3": 1}) {
+			t.Errorf("after scale down %v", got)
+		}
+	})
+	t.Run("scale up spreads", func(t *testing.T) {
+		p := Compute([]*Component{comp("web", 6)}, hosts, cur, ids())
+		if got := perHost(cur, p, "web"); fmt.Sprint(got) != fmt.Sprint(map[string]int{"h1": 2, "h2": 2, "h3": 2}) {
+			t.Errorf("after scale up %v", got)
+		}
+	})
+	t.Run("a suspect host keeps its replicas", func(t *testing.T) {
+		hs := slices.Clone(hosts)
+		hs[0].Status = "suspect"
+		if p := Compute([]*Component{web}, hs, cur, ids()); !p.Empty() {
+			t.Errorf("plan %+v, want nothing", p)
+		}
+	})
+	t.Run("failed shorter than reschedule_after keeps them", func(t *testing.T) {
+		hs := slices.Clone(hosts)
+		hs[0].Status, hs[0].FailedFor = "failed", 10*time.Second
+		if p := Compute([]*Component{web}, hs, cur, ids()); !p.Empty() {
+			t.Errorf("plan %+v, want nothing", p)
+		}
+	})
+	t.Run("failed longer moves them", func(t *testing.T) {
+		hs := slices.Clone(hosts)
+		hs[0].Status, hs[0].FailedFor = "failed", 2*time.Minute
+		p := Compute([]*Component{web}, hs, cur, ids())
+		if got := perHost(cur, p, "web"); fmt.Sprint(got) != fmt.Sprint(map[string]int{"h2": 2, "h3": 2}) {
+			t.Errorf("after host loss %v (plan %+v)", got, p)
+		}
+	})
+	t.Run("a deleted component is stopped", func(t *testing.T) {
+		p := Compute(nil, hosts, cur, ids())
+		if len(p.Stop) != 4 || len(p.Add) != 0 {
+			t.Errorf("plan %+v, want every allocation stopped", p)
+		}
+	})
+	t.Run("paused changes nothing", func(t *testing.T) {
+		paused := comp("web", 9, func(c *Component) { c.Paused = true })
+		if p := Compute([]*Component{paused}, hosts, cur, ids()); !p.Empty() {
+			t.Errorf("plan %+v, want nothing", p)
+		}
+	})
+}
+
+// Rule: a spec change replaces at most max_unavailable replicas at a time,
+// and waits until the new ones run.
+func TestCompute_RollingUpdate(t *testing.T) {
+	old := comp("web", 4)
+	hosts := []Host{host("h1"), host("h2"), host("h3"), host("h4")}
+	cur := []Allocation{alloc("x1", "web", "h1", old), alloc("x2", "web", "h2", old), alloc("x3", "web", "h3", old), alloc("x4", "web", "h4", old)}
+	changed := comp("web", 4, func(c *Component) { c.Env = map[string]string{"V": "2"}; c.Update.MaxUnavailable = 2 })
+	p := Compute([]*Component{changed}, hosts, cur, ids())
+	if len(p.Stop) != 2 || len(p.Add) != 2 {
+		t.Fatalf("first step: %d stopped, %d added; want 2 and 2", len(p.Stop), len(p.Add))
+	}
+	// Apply; the new ones are not running yet: nothing more happens.
+	next := slices.DeleteFunc(slices.Clone(cur), func(a Allocation) bool {
+		return slices.ContainsFunc(p.Stop, func(s Allocation) bool { return s.ID == a.ID })
+	})
+	next = append(next, p.Add...)
+	if p2 := Compute([]*Component{changed}, hosts, next, ids()); !p2.Empty() {
+		t.Fatalf("second step while new replicas start: %+v, want nothing", p2)
+	}
+	for i := range next {
+		next[i].Running = true
+	}
+	if p3 := Compute([]*Component{changed}, hosts, next, ids()); len(p3.Stop) != 2 || len(p3.Add) != 2 {
+		t.Fatalf("third step: %+v, want the last two replaced", p3)
+	}
+}
+
+func TestParseComponent_FieldErrors(t *testing.T) {
+	cases := []struct{ json, field string }{
+		{`{"replicas":1}`, "image"},
+		{`{"image":"x","replicas":-1}`, "replicas"},
+		{`{"image":"x","restart":"sometimes"}`, "restart"},
+		{`{"image":"x","strategy":"random"}`, "strategy"},
+		{`{"image":"x","ports":[{"container":0}]}`, "ports[0].container"},
+		{`{"image":"x","ports":[{"container":80,"host":80},{"container":81,"host":80}]}`, "ports[1].host"},
+		{`{"image":"x","constraints":[{"label":"zone","op":"~"}]}`, "constraints[0].op"},
+		{`{"image":"x","constraints":[{"label":"zone","op":"in"}]}`, "constraints[0].values"},
+		{`{"image":"x","reschedule_after":"soon"}`, "spec"},
+		{`{"name":"other","image":"x"}`, "name"},
+		{`not json`, "spec"},
+	}
+	for _, c := range cases {
+		_, err := ParseComponent("web", []byte(c.json))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || !errors.Is(err, ErrInvalidSpec) {
+			t.Errorf("%s: err %v, want a field error on %s", c.json, err, c.field)
+		}
+	}
+	c, err := ParseComponent("web", []byte(`{"image":"x","replicas":2,"reschedule_after":"30s"}`))
+	if err != nil || c.Restart != "always" || c.Strategy != "spread" || c.Update.MaxUnavailable != 1 || time.Duration(c.RescheduleAfter) != 30*time.Second {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+}
+
+func BenchmarkCompute_10kReplicasOn1kHosts(b *testing.B) {
+	var hosts []Host
+	for i := range 1000 {
+		hosts = append(hosts, host(fmt.Sprintf("h%04d", i)))
+	}
+	var comps []*Component
+	for i := range 100 {
+		comps = append(comps, comp(fmt.Sprintf("c%03d", i), 100, func(c *Component) { c.Resources = Resources{CPU: 0.1, Memory: 64 << 20} }))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p := Compute(comps, hosts, nil, ids())
+		if len(p.Add) != 10000 {
+			b.Fatalf("placed %d", len(p.Add))
+		}
+	}
+}
