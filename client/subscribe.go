@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -83,6 +84,9 @@ type Subscription struct {
 	req *proto.SubscribeRequest
 
 	stream  proto.Dispatcher_SubscribeClient
+	cancel  context.CancelFunc // ends the current stream
+	stall   *time.Timer        // ends the current stream when it goes silent
+	stalled atomic.Bool
 	pending []*proto.Event // events of the last response not yet returned
 	backoff time.Duration
 
@@ -134,8 +138,11 @@ func (s *Subscription) Recv() (*proto.Event, error) {
 		}
 		resp, err := s.stream.Recv()
 		if err != nil {
-			s.stream = nil
-			if err == io.EOF {
+			s.closeStream()
+			switch {
+			case s.stalled.Load() && s.ctx.Err() == nil:
+				err = status.Error(codes.Unavailable, "stream went silent")
+			case err == io.EOF:
 				err = status.Error(codes.Unavailable, "stream ended")
 			}
 			err = fromStatus(err)
@@ -149,6 +156,9 @@ func (s *Subscription) Recv() (*proto.Event, error) {
 		}
 		s.backoff = 0
 		s.pending = resp.Events
+		if s.stall != nil {
+			s.stall.Reset(s.stallTimeout())
+		}
 	}
 }
 
@@ -164,12 +174,51 @@ func (s *Subscription) open() error {
 	} else {
 		req.FromRevision, req.Skip = s.from, s.skip
 	}
-	stream, err := s.c.dispatcher.Subscribe(s.ctx, req)
+	ctx, cancel := context.WithCancel(s.ctx)
+	stream, err := s.c.dispatcher.Subscribe(ctx, req)
 	if err != nil {
+		cancel()
 		return fromStatus(err)
 	}
-	s.stream = stream
+	s.stream, s.cancel = stream, cancel
+	// The member sends a progress notice whenever the stream is idle, so
+	// a stream that stays silent much longer is dead (a member paused, or
+	// cut off without the connection breaking): end it and resume
+	// elsewhere.
+	if d := s.stallTimeout(); d > 0 {
+		s.stalled.Store(false)
+		s.stall = time.AfterFunc(d, func() {
+			s.stalled.Store(true)
+			cancel()
+		})
+	}
 	return nil
+}
+
+// stallTimeout is how long a stream may stay silent: five progress
+// intervals, at least five seconds; 0 when progress notices are off.
+func (s *Subscription) stallTimeout() time.Duration {
+	ms := s.req.ProgressIntervalMs
+	switch {
+	case ms < 0:
+		return 0
+	case ms == 0:
+		ms = 1000
+	}
+	return max(5*time.Duration(ms)*time.Millisecond, 5*time.Second)
+}
+
+// closeStream ends the current stream.
+func (s *Subscription) closeStream() {
+	if s.stall != nil {
+		s.stall.Stop()
+		s.stall = nil
+	}
+	if s.cancel != nil {
+		s.cancel()
+		s.cancel = nil
+	}
+	s.stream = nil
 }
 
 // track moves the resume point past ev.

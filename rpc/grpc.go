@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
@@ -46,6 +47,8 @@ func NewGRPC(ctx context.Context, cfg Config) *grpc.Server {
 		grpc.ChainUnaryInterceptor(unaryErrors),
 		grpc.ChainStreamInterceptor(streamErrors),
 		grpc.ForceServerCodecV2(newRawCodec()),
+		// Clients (ours) ping idle connections every 10 s; allow it.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	proto.RegisterStateServer(s, &stateServer{b: cfg.Backend})
 	proto.RegisterClusterServer(s, &clusterServer{b: cfg.Backend})
