@@ -144,6 +144,18 @@ func (t *tracker) list() []Member {
 	return out
 }
 
+func (t *tracker) get(name string) (Member, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.members[name]
+	if !ok {
+		return Member{}, false
+	}
+	m := e.m
+	m.Status, m.Since = e.status(), e.since
+	return m, true
+}
+
 func (t *tracker) forget(name string) {
 	t.mu.Lock()
 	delete(t.members, name)
@@ -200,14 +212,8 @@ func (n *Node) probeLoop() {
 	}
 }
 
-func (n *Node) member(name string) (Member, bool) {
-	for _, m := range n.tracker.list() {
-		if m.Name == name {
-			return m, true
-		}
-	}
-	return Member{}, false
-}
+// member looks one member up; it is on the path of every forwarded write.
+func (n *Node) member(name string) (Member, bool) { return n.tracker.get(name) }
 
 type gossipDelegate struct{ n *Node }
 
