@@ -95,7 +95,6 @@ type Subscription struct {
 	from    uint64
 	skip    uint32
 	inState bool // between the start of a state listing and its SYNCED
-	started bool // some event was delivered
 	// OnReconnect, if set, is told of each reconnect and why.
 	OnReconnect func(err error)
 }
@@ -223,7 +222,6 @@ func (s *Subscription) closeStream() {
 
 // track moves the resume point past ev.
 func (s *Subscription) track(ev *proto.Event) {
-	s.started = true
 	switch ev.Type {
 	case proto.Event_STATE:
 	case proto.Event_RESYNC:

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -322,5 +321,3 @@ func jsonBody(t *testing.T, b []byte) map[string]any {
 	}
 	return m
 }
-
-var _ = os.Getenv

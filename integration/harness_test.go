@@ -5,7 +5,6 @@ package integration
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -308,8 +307,6 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
-
-var errStop = errors.New("stop")
 
 func readLog(t *testing.T, a *agent) string {
 	t.Helper()
