@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"cmp"
+	"container/heap"
 	"fmt"
 	"slices"
 	"sort"
@@ -18,6 +19,9 @@ type Host struct {
 	Capacity Resources
 	// FailedFor is how long the host has been failed (0 unless failed).
 	FailedFor time.Duration
+	// Ineligible, when set, says why the host takes no new replicas at all
+	// (it has no container runtime, say); it keeps those it has.
+	Ineligible string
 }
 
 // Allocation is one replica of a component placed on a host
@@ -44,37 +48,60 @@ type Plan struct {
 // Empty reports whether the plan changes nothing.
 func (p *Plan) Empty() bool { return len(p.Add) == 0 && len(p.Stop) == 0 }
 
-// usage is what the kept and added allocations take of each host.
+// usage is what the kept and added allocations take of each host, indexed
+// like the hosts slice. Its size is linear in hosts plus allocations.
 type usage struct {
-	res   map[string]Resources
-	ports map[string]map[string]bool // host -> "80/tcp"
-	count map[string]int             // host -> allocations
-	per   map[string]map[string]int  // component -> host -> allocations
+	hosts []Host
+	index map[string]int
+	res   []Resources
+	count []int
+	ports []map[string]bool      // "80/tcp" taken on the host; nil until one is
+	per   map[string]map[int]int // component -> host -> allocations
 }
 
-func newUsage() *usage {
-	return &usage{res: map[string]Resources{}, ports: map[string]map[string]bool{},
-		count: map[string]int{}, per: map[string]map[string]int{}}
-}
-
-func (u *usage) take(c *Component, host string) {
-	r := u.res[host]
-	r.CPU += c.Resources.CPU
-	r.Memory += c.Resources.Memory
-	u.res[host] = r
-	if u.ports[host] == nil {
-		u.ports[host] = map[string]bool{}
+func newUsage(hosts []Host) *usage {
+	u := &usage{hosts: hosts, index: make(map[string]int, len(hosts)),
+		res: make([]Resources, len(hosts)), count: make([]int, len(hosts)),
+		ports: make([]map[string]bool, len(hosts)), per: map[string]map[int]int{}}
+	for i, h := range hosts {
+		u.index[h.Name] = i
 	}
+	return u
+}
+
+// take records one replica of c on host i.
+func (u *usage) take(c *compiled, i int) {
+	u.res[i].CPU += c.Resources.CPU
+	u.res[i].Memory += c.Resources.Memory
+	for _, p := range c.portKeys {
+		if u.ports[i] == nil {
+			u.ports[i] = map[string]bool{}
+		}
+		u.ports[i][p] = true
+	}
+	u.count[i]++
+	if u.per[c.Name] == nil {
+		u.per[c.Name] = map[int]int{}
+	}
+	u.per[c.Name][i]++
+}
+
+// compiled is a component with what placement asks of it over and over
+// worked out once.
+type compiled struct {
+	*Component
+	hash     string
+	portKeys []string // host ports as "80/tcp"
+}
+
+func compile(c *Component) *compiled {
+	cc := &compiled{Component: c, hash: c.Hash()}
 	for _, p := range c.Ports {
 		if p.Host != 0 {
-			u.ports[host][fmt.Sprintf("%d/%s", p.Host, p.Protocol)] = true
+			cc.portKeys = append(cc.portKeys, fmt.Sprintf("%d/%s", p.Host, p.Protocol))
 		}
 	}
-	u.count[host]++
-	if u.per[c.Name] == nil {
-		u.per[c.Name] = map[string]int{}
-	}
-	u.per[c.Name][host]++
+	return cc
 }
 
 // Compute is the planner: a pure function from the desired components, the
@@ -86,14 +113,11 @@ func (u *usage) take(c *Component, host string) {
 // max_unavailable at a time, and explains every replica it cannot place.
 func Compute(components []*Component, hosts []Host, allocs []Allocation, newID func() string) Plan {
 	plan := Plan{Unplaced: map[string][]string{}}
-	byName := map[string]*Component{}
+	byName := make(map[string]*compiled, len(components))
 	for _, c := range components {
-		byName[c.Name] = c
+		byName[c.Name] = compile(c)
 	}
-	hostByName := map[string]Host{}
-	for _, h := range hosts {
-		hostByName[h.Name] = h
-	}
+	u := newUsage(hosts)
 	mine := map[string][]Allocation{}
 	for _, a := range allocs {
 		if _, ok := byName[a.Component]; !ok {
@@ -105,12 +129,10 @@ func Compute(components []*Component, hosts []Host, allocs []Allocation, newID f
 	// First pass: which allocations stay, so that placement sees what
 	// every component keeps.
 	type work struct {
-		c                 *Component
-		current, outdated []Allocation
-		replace           int // replicas to place anew
+		c       *compiled
+		replace int // replicas to place anew
 	}
-	u := newUsage()
-	var works []*work
+	var works []work
 	names := make([]string, 0, len(byName))
 	for n := range byName {
 		names = append(names, n)
@@ -118,140 +140,226 @@ func Compute(components []*Component, hosts []Host, allocs []Allocation, newID f
 	sort.Strings(names)
 	for _, name := range names {
 		c := byName[name]
-		w := &work{c: c}
-		works = append(works, w)
-		hash := c.Hash()
-		as := slices.Clone(mine[name])
-		slices.SortFunc(as, func(a, b Allocation) int { return cmp.Compare(a.ID, b.ID) })
-		for _, a := range as {
-			h, ok := hostByName[a.Host]
-			lost := !ok || h.Status == "left" ||
-				(h.Status == "failed" && h.FailedFor >= time.Duration(c.RescheduleAfter))
-			switch {
-			case lost && !c.Paused:
-				plan.Stop = append(plan.Stop, a)
-			case a.Spec == hash:
-				w.current = append(w.current, a)
-			default:
-				w.outdated = append(w.outdated, a)
+		keep, stop, replace := c.keep(mine[name], u)
+		plan.Stop = append(plan.Stop, stop...)
+		for _, a := range keep {
+			if i, ok := u.index[a.Host]; ok {
+				u.take(c, i)
 			}
 		}
-		if c.Paused {
-			for _, a := range append(w.current, w.outdated...) {
-				u.take(c, a.Host)
-			}
-			w.current, w.outdated = nil, nil
-			continue
+		if replace > 0 {
+			works = append(works, work{c, replace})
 		}
-		// Scale down: outdated replicas go first, then those on the most
-		// crowded hosts.
-		for len(w.current)+len(w.outdated) > c.Replicas {
-			if len(w.outdated) > 0 {
-				plan.Stop = append(plan.Stop, w.outdated[len(w.outdated)-1])
-				w.outdated = w.outdated[:len(w.outdated)-1]
-				continue
-			}
-			i := crowded(w.current)
-			plan.Stop = append(plan.Stop, w.current[i])
-			w.current = slices.Delete(w.current, i, i+1)
-		}
-		// Roll out: replace outdated replicas while no more than
-		// max_unavailable are down (new ones not yet running count).
-		starting := 0
-		for _, a := range w.current {
-			if !a.Running {
-				starting++
-			}
-		}
-		budget := c.Update.MaxUnavailable - starting
-		for budget > 0 && len(w.outdated) > 0 {
-			plan.Stop = append(plan.Stop, w.outdated[0])
-			w.outdated = w.outdated[1:]
-			w.replace++
-			budget--
-		}
-		for _, a := range append(w.current, w.outdated...) {
-			u.take(c, a.Host)
-		}
-		w.replace += c.Replicas - (len(w.current) + len(w.outdated) + w.replace)
 	}
 	// Second pass: place what is missing.
 	for _, w := range works {
+		p := newPlacer(w.c, u)
 		for i := 0; i < w.replace; i++ {
-			host, why := place(w.c, hosts, u)
-			if host == "" {
+			host := p.next()
+			if host < 0 {
 				plan.Unplaced[w.c.Name] = append(plan.Unplaced[w.c.Name],
-					fmt.Sprintf("%d of %d replicas not placed: %s", w.replace-i, w.c.Replicas, why))
+					fmt.Sprintf("%d of %d replicas not placed: %s", w.replace-i, w.c.Replicas, p.why()))
 				break
 			}
-			u.take(w.c, host)
-			plan.Add = append(plan.Add, Allocation{ID: newID(), Component: w.c.Name, Host: host, Spec: w.c.Hash()})
+			plan.Add = append(plan.Add, Allocation{ID: newID(), Component: w.c.Name, Host: hosts[host].Name, Spec: w.c.hash})
 		}
 	}
 	return plan
 }
 
-// crowded returns the index of the allocation on the host with the most
-// replicas of the component (the last by ID among equals).
-func crowded(as []Allocation) int {
-	per := map[string]int{}
+// keep decides which of a component's allocations stay and which stop, and
+// how many replicas must be placed anew.
+func (c *compiled) keep(as []Allocation, u *usage) (keep, stop []Allocation, replace int) {
+	as = slices.Clone(as)
+	slices.SortFunc(as, func(a, b Allocation) int { return cmp.Compare(a.ID, b.ID) })
+	var current, outdated []Allocation
 	for _, a := range as {
-		per[a.Host]++
-	}
-	best := 0
-	for i, a := range as {
-		if per[a.Host] >= per[as[best].Host] {
-			best = i
+		lost := true
+		if i, ok := u.index[a.Host]; ok {
+			h := u.hosts[i]
+			lost = h.Status == "left" ||
+				(h.Status == "failed" && h.FailedFor >= time.Duration(c.RescheduleAfter))
+		}
+		switch {
+		case lost && !c.Paused:
+			stop = append(stop, a)
+		case a.Spec == c.hash:
+			current = append(current, a)
+		default:
+			outdated = append(outdated, a)
 		}
 	}
-	return best
+	if c.Paused {
+		return append(current, outdated...), stop, 0
+	}
+	// Scale down: outdated replicas go first, then those on the most
+	// crowded hosts.
+	if n := len(current) + len(outdated) - c.Replicas; n > 0 {
+		k := min(n, len(outdated))
+		stop = append(stop, outdated[len(outdated)-k:]...)
+		outdated = outdated[:len(outdated)-k]
+		var gone []Allocation
+		current, gone = thin(current, n-k)
+		stop = append(stop, gone...)
+	}
+	// Roll out: replace outdated replicas while no more than
+	// max_unavailable are down (new ones not yet running count).
+	starting := 0
+	for _, a := range current {
+		if !a.Running {
+			starting++
+		}
+	}
+	budget := max(c.Update.MaxUnavailable-starting, 0)
+	k := min(budget, len(outdated))
+	stop = append(stop, outdated[:k]...)
+	outdated = outdated[k:]
+	keep = append(current, outdated...)
+	return keep, stop, c.Replicas - len(keep)
 }
 
-// place picks a host for one replica, or says why none fits: with
-// spread, the host with the fewest replicas of the component, then the
-// fewest allocations, then the least used; with binpack, the most used
-// host that fits. Ties go to the first name.
-func place(c *Component, hosts []Host, u *usage) (string, string) {
-	best, bestScore := -1, 0.0
-	var reasons map[string][]string
-	for i, h := range hosts {
-		if why := unfit(c, h, u); why != "" {
-			if reasons == nil {
-				reasons = map[string][]string{}
-			}
-			reasons[why] = append(reasons[why], h.Name)
+// thin removes n allocations, each time one on the host holding the most
+// (the last by ID among equals, of the last host by name among equals), and
+// returns those left and those removed.
+func thin(as []Allocation, n int) (left, gone []Allocation) {
+	if n <= 0 {
+		return as, nil
+	}
+	byHost := map[string][]Allocation{}
+	for _, a := range as {
+		byHost[a.Host] = append(byHost[a.Host], a)
+	}
+	h := &crowd{}
+	for name, hs := range byHost {
+		h.items = append(h.items, crowdItem{name, hs})
+	}
+	heap.Init(h)
+	removed := make(map[string]bool, n)
+	for range n {
+		top := &h.items[0]
+		a := top.allocs[len(top.allocs)-1]
+		top.allocs = top.allocs[:len(top.allocs)-1]
+		heap.Fix(h, 0)
+		gone = append(gone, a)
+		removed[a.ID] = true
+	}
+	for _, a := range as {
+		if !removed[a.ID] {
+			left = append(left, a)
+		}
+	}
+	return left, gone
+}
+
+// crowd is a heap of hosts, the one holding the most allocations first.
+type crowd struct{ items []crowdItem }
+
+type crowdItem struct {
+	host   string
+	allocs []Allocation
+}
+
+func (h *crowd) Len() int { return len(h.items) }
+func (h *crowd) Less(a, b int) bool {
+	x, y := h.items[a], h.items[b]
+	if len(x.allocs) != len(y.allocs) {
+		return len(x.allocs) > len(y.allocs)
+	}
+	return x.host > y.host
+}
+func (h *crowd) Swap(a, b int) { h.items[a], h.items[b] = h.items[b], h.items[a] }
+func (h *crowd) Push(x any)    { h.items = append(h.items, x.(crowdItem)) }
+func (h *crowd) Pop() any {
+	x := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return x
+}
+
+// placer hands out hosts for the replicas of one component, best first:
+// with spread, the host with the fewest replicas of the component, then the
+// fewest allocations, then the least used; with binpack, the most used host
+// that fits. Ties go to the first name. Hosts that cannot take a replica
+// are dropped with the reason; since placement only ever adds load, a host
+// that cannot take one replica of the component cannot take a later one.
+type placer struct {
+	c       *compiled
+	u       *usage
+	h       candidates
+	reasons map[string][]string // why -> host names
+}
+
+func newPlacer(c *compiled, u *usage) *placer {
+	p := &placer{c: c, u: u, h: candidates{u: u}}
+	for i := range u.hosts {
+		if why := p.static(i); why != "" {
+			p.drop(why, i)
 			continue
 		}
-		var score float64 // lower is better
-		if c.Strategy == "binpack" {
-			score = -utilisation(h, u)
-		} else {
-			score = float64(u.per[c.Name][h.Name])*1e6 + float64(u.count[h.Name])*1e3 + utilisation(h, u)
+		p.h.items = append(p.h.items, candidate{host: i, score: p.score(i)})
+	}
+	heap.Init(&p.h)
+	return p
+}
+
+// next places one replica and returns its host, or -1 if none fits.
+func (p *placer) next() int {
+	for p.h.Len() > 0 {
+		top := &p.h.items[0]
+		if why := p.fits(top.host); why != "" {
+			p.drop(why, top.host)
+			heap.Pop(&p.h)
+			continue
 		}
-		if best < 0 || score < bestScore || (score == bestScore && h.Name < hosts[best].Name) {
-			best, bestScore = i, score
+		i := top.host
+		p.u.take(p.c, i)
+		top.score = p.score(i)
+		heap.Fix(&p.h, 0)
+		return i
+	}
+	return -1
+}
+
+func (p *placer) drop(why string, host int) {
+	if p.reasons == nil {
+		p.reasons = map[string][]string{}
+	}
+	p.reasons[why] = append(p.reasons[why], p.u.hosts[host].Name)
+}
+
+// why explains why no host is left.
+func (p *placer) why() string {
+	if len(p.u.hosts) == 0 {
+		return "no hosts"
+	}
+	parts := make([]string, 0, len(p.reasons))
+	for why, hs := range p.reasons {
+		if len(hs) > 5 {
+			hs = append(hs[:5:5], fmt.Sprintf("and %d more", len(hs)-5))
 		}
-	}
-	if best >= 0 {
-		return hosts[best].Name, ""
-	}
-	if len(hosts) == 0 {
-		return "", "no hosts"
-	}
-	parts := make([]string, 0, len(reasons))
-	for why, hs := range reasons {
 		parts = append(parts, fmt.Sprintf("%s (%s)", why, strings.Join(hs, ", ")))
 	}
 	sort.Strings(parts)
-	return "", strings.Join(parts, "; ")
+	return strings.Join(parts, "; ")
 }
 
-// unfit says why a replica of c cannot go on h, or "" if it can.
-func unfit(c *Component, h Host, u *usage) string {
+func (p *placer) score(i int) float64 { // lower is better
+	if p.c.Strategy == "binpack" {
+		return -utilisation(p.u.hosts[i], p.u.res[i])
+	}
+	return float64(p.u.per[p.c.Name][i])*1e6 + float64(p.u.count[i])*1e3 + utilisation(p.u.hosts[i], p.u.res[i])
+}
+
+// static says why host i can take no replica of the component whatever
+// else is placed, or "".
+func (p *placer) static(i int) string {
+	h := p.u.hosts[i]
 	if h.Status != "alive" {
 		return "host " + h.Status
 	}
-	for _, k := range c.Constraints {
+	if h.Ineligible != "" {
+		return h.Ineligible
+	}
+	for _, k := range p.c.Constraints {
 		if !k.matches(h.Labels) {
 			switch k.Op {
 			case "in":
@@ -262,24 +370,28 @@ func unfit(c *Component, h Host, u *usage) string {
 			return fmt.Sprintf("constraint %s %s %s not met", k.Label, k.Op, k.Value)
 		}
 	}
-	used := u.res[h.Name]
+	return ""
+}
+
+// fits says why host i cannot take one more replica now, or "".
+func (p *placer) fits(i int) string {
+	c, h, used := p.c, p.u.hosts[i], p.u.res[i]
 	if c.Resources.CPU > 0 && used.CPU+c.Resources.CPU > h.Capacity.CPU+1e-9 {
-		return fmt.Sprintf("not enough CPU (needs %g, %g free)", c.Resources.CPU, h.Capacity.CPU-used.CPU)
+		return fmt.Sprintf("not enough CPU (needs %g, %g free)", c.Resources.CPU, max(h.Capacity.CPU-used.CPU, 0))
 	}
 	if c.Resources.Memory > 0 && used.Memory+c.Resources.Memory > h.Capacity.Memory {
 		return fmt.Sprintf("not enough memory (needs %d, %d free)", c.Resources.Memory, h.Capacity.Memory-min(used.Memory, h.Capacity.Memory))
 	}
-	for _, p := range c.Ports {
-		if p.Host != 0 && u.ports[h.Name][fmt.Sprintf("%d/%s", p.Host, p.Protocol)] {
-			return fmt.Sprintf("host port %d/%s in use", p.Host, p.Protocol)
+	for _, k := range c.portKeys {
+		if p.u.ports[i][k] {
+			return "host port " + k + " in use"
 		}
 	}
 	return ""
 }
 
 // utilisation is the larger of the used CPU and memory fractions of h.
-func utilisation(h Host, u *usage) float64 {
-	used := u.res[h.Name]
+func utilisation(h Host, used Resources) float64 {
 	var f float64
 	if h.Capacity.CPU > 0 {
 		f = used.CPU / h.Capacity.CPU
@@ -288,4 +400,31 @@ func utilisation(h Host, u *usage) float64 {
 		f = max(f, float64(used.Memory)/float64(h.Capacity.Memory))
 	}
 	return f
+}
+
+// candidates is a heap of hosts by score, then name.
+type candidates struct {
+	u     *usage
+	items []candidate
+}
+
+type candidate struct {
+	host  int
+	score float64
+}
+
+func (h *candidates) Len() int { return len(h.items) }
+func (h *candidates) Less(a, b int) bool {
+	x, y := h.items[a], h.items[b]
+	if x.score != y.score {
+		return x.score < y.score
+	}
+	return h.u.hosts[x.host].Name < h.u.hosts[y.host].Name
+}
+func (h *candidates) Swap(a, b int) { h.items[a], h.items[b] = h.items[b], h.items[a] }
+func (h *candidates) Push(x any)    { h.items = append(h.items, x.(candidate)) }
+func (h *candidates) Pop() any {
+	x := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return x
 }

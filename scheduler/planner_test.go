@@ -231,3 +231,63 @@ func BenchmarkCompute_10kReplicasOn1kHosts(b *testing.B) {
 		}
 	}
 }
+
+// benchHosts and benchComponents: 100 components of 100 replicas (10,000
+// in all) over 1,000 hosts.
+func benchHosts() []Host {
+	var hosts []Host
+	for i := range 1000 {
+		hosts = append(hosts, host(fmt.Sprintf("h%04d", i)))
+	}
+	return hosts
+}
+
+func benchComponents() []*Component {
+	var comps []*Component
+	for i := range 100 {
+		comps = append(comps, comp(fmt.Sprintf("c%03d", i), 100, func(c *Component) { c.Resources = Resources{CPU: 0.1, Memory: 64 << 20} }))
+	}
+	return comps
+}
+
+// The leader plans on every change: most plans find everything in place.
+func BenchmarkCompute_10kReplicasOn1kHosts_Steady(b *testing.B) {
+	hosts, comps := benchHosts(), benchComponents()
+	cur := Compute(comps, hosts, nil, ids()).Add
+	for i := range cur {
+		cur[i].Running = true
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := Compute(comps, hosts, cur, ids()); !p.Empty() {
+			b.Fatalf("steady plan changes %d", len(p.Add)+len(p.Stop))
+		}
+	}
+}
+
+// A host of the 1,000 is lost: its replicas move.
+func BenchmarkCompute_10kReplicasOn1kHosts_HostLost(b *testing.B) {
+	hosts, comps := benchHosts(), benchComponents()
+	cur := Compute(comps, hosts, nil, ids()).Add
+	hosts[0].Status, hosts[0].FailedFor = "left", 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := Compute(comps, hosts, cur, ids()); len(p.Add) == 0 || len(p.Add) != len(p.Stop) {
+			b.Fatalf("moved %d, stopped %d", len(p.Add), len(p.Stop))
+		}
+	}
+}
+
+// One component of 10,000 replicas scaled down to 5,000.
+func BenchmarkCompute_ScaleDown10kTo5k(b *testing.B) {
+	hosts := benchHosts()
+	big := comp("big", 10000)
+	cur := Compute([]*Component{big}, hosts, nil, ids()).Add
+	half := comp("big", 5000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := Compute([]*Component{half}, hosts, cur, ids()); len(p.Stop) != 5000 {
+			b.Fatalf("stopped %d", len(p.Stop))
+		}
+	}
+}
