@@ -207,7 +207,23 @@ func (n *Node) checkWrite(key string, value []byte, origin string) error {
 	if err := fsm.ValidateValue(value, n.cfg.MaxValueBytes); err != nil {
 		return err
 	}
+	if err := n.checkValue(key, value); err != nil {
+		return err
+	}
 	return checkOrigin(origin)
+}
+
+// checkValue runs Config.CheckValue.
+func (n *Node) checkValue(key string, value []byte) error {
+	if n.cfg.CheckValue == nil {
+		return nil
+	}
+	err := n.cfg.CheckValue(key, value)
+	var fe *fsm.Error
+	if err == nil || errors.As(err, &fe) {
+		return err
+	}
+	return &fsm.Error{Code: fsm.CodeInvalid, Field: "value", Message: err.Error()}
 }
 
 func checkOrigin(origin string) error {
@@ -245,6 +261,9 @@ func (n *Node) checkTxn(req *proto.TxnRequest) error {
 			case op.Type == proto.Op_PUT:
 				if err = fsm.ValidateKey(op.Key); err == nil {
 					err = fsm.ValidateValue(op.Value, n.cfg.MaxValueBytes)
+				}
+				if err == nil {
+					err = n.checkValue(op.Key, op.Value)
 				}
 				size += len(op.Value)
 			case op.Prefix:

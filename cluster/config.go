@@ -61,6 +61,11 @@ type Config struct {
 	// DockerCheck reports whether the host's Docker Engine answers; nil
 	// means no Docker.
 	DockerCheck func() bool
+	// CheckValue, if set, validates a value written to a key beyond the
+	// generic rules (a component spec at /components/<name>, say), on the
+	// member that receives the write, before it is proposed. A *fsm.Error
+	// is returned as it is; any other error becomes an invalid "value".
+	CheckValue func(key string, value []byte) error
 	// EncryptKey, if set, encrypts gossip (16, 24 or 32 bytes, AES).
 	EncryptKey []byte
 	// GossipProfile is "lan" (default) or "local" (faster failure

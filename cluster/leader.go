@@ -89,6 +89,8 @@ func (n *Node) leaderLoop(ctx context.Context) {
 		n.lessor.run(ctx)
 	}()
 	defer wg.Wait()
+	n.startTasks(&termWork{ctx: ctx, term: n.raft.CurrentTerm(), wg: &wg})
+	defer n.startTasks(nil)
 
 	tick := time.NewTicker(n.cfg.ReconcileInterval)
 	defer tick.Stop()
@@ -135,4 +137,57 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 		return 0, ErrNotLeader
 	}
 	return n.reads.get(ctx)
+}
+
+// LeaderTask is work that only the leader does, such as scheduling. It
+// runs once per term this member leads, from the moment the leader has
+// applied every entry of earlier terms, and its context ends when
+// leadership is lost or the member shuts down. term is the Raft term.
+type LeaderTask func(ctx context.Context, term uint64)
+
+type leaderTask struct {
+	name string
+	run  LeaderTask
+}
+
+// termWork is one term of leadership that tasks run in.
+type termWork struct {
+	ctx  context.Context
+	term uint64
+	wg   *sync.WaitGroup
+}
+
+func (w *termWork) start(n *Node, t leaderTask) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		n.log.Info("leader task started", "task", t.name, "term", w.term)
+		t.run(w.ctx, w.term)
+	}()
+}
+
+// RunWhileLeader registers a task to run whenever this member leads; if it
+// leads now, the task starts at once.
+func (n *Node) RunWhileLeader(name string, task LeaderTask) {
+	n.tasksMu.Lock()
+	defer n.tasksMu.Unlock()
+	t := leaderTask{name: name, run: task}
+	n.tasks = append(n.tasks, t)
+	if n.leading != nil {
+		n.leading.start(n, t)
+	}
+}
+
+// startTasks starts every registered task in a new term, or, given nil,
+// records that the term has ended (its context is cancelled by the caller).
+func (n *Node) startTasks(w *termWork) {
+	n.tasksMu.Lock()
+	defer n.tasksMu.Unlock()
+	n.leading = w
+	if w == nil {
+		return
+	}
+	for _, t := range n.tasks {
+		w.start(n, t)
+	}
 }

@@ -68,6 +68,12 @@ type Node struct {
 	// leadership barrier, so its commit index covers every earlier write.
 	leaderReady atomic.Bool
 
+	// tasksMu guards tasks, the leader-only work registered with
+	// RunWhileLeader, and leading, the running term's (nil unless leader).
+	tasksMu sync.Mutex
+	tasks   []leaderTask
+	leading *termWork
+
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup

@@ -23,6 +23,7 @@ import (
 	"github.com/dux-io/dux/dispatch"
 	"github.com/dux-io/dux/fsm"
 	"github.com/dux-io/dux/rpc"
+	"github.com/dux-io/dux/scheduler"
 )
 
 type agentFlags struct {
@@ -35,6 +36,9 @@ type agentFlags struct {
 	cpu       float64
 	memory    string
 	encrypt   string
+	noDocker  bool
+	sched     scheduler.LeaderConfig
+	exec      scheduler.ExecutorConfig
 }
 
 func newAgentCmd() *cobra.Command {
@@ -92,6 +96,9 @@ example DUX_DATA_DIR or DUX_BOOTSTRAP_EXPECT.`,
 	fl.IntVar(&d.MaxLag, "dispatch-max-lag", d.MaxLag, "events a subscriber may fall behind before it is cut off (at most the window)")
 	fl.BoolVar(&c.UnsafeStaleReads, "unsafe-stale-reads", false, "TESTS ONLY: serve linearizable reads from local state (breaks linearizability)")
 	fl.MarkHidden("unsafe-stale-reads")
+	fl.BoolVar(&f.noDocker, "no-docker", false, "run no containers on this host: it takes no allocations")
+	fl.DurationVar(&f.sched.Interval, "scheduler-interval", 5*time.Second, "how often the leader plans when nothing changed")
+	fl.DurationVar(&f.exec.Interval, "executor-interval", 3*time.Second, "how often this host compares its containers with its allocations when nothing changed")
 	fl.BoolVar(&f.debug, "enable-debug", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -167,12 +174,18 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	defer hub.Close()
 	store.SetHook(hub.Applied)
 	store.SetRestoreHook(hub.Restored)
+	cfg.CheckValue = scheduler.CheckValue
 	node, err := cluster.New(cfg, store)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopScheduler, err := startScheduler(ctx, f, node, hub, logger)
+	if err != nil {
+		node.Shutdown()
+		return err
+	}
 
 	api := rpc.Config{Backend: node, Dispatcher: hub, RegisterInternal: node.RegisterInternal, MaxValueBytes: cfg.MaxValueBytes, Logger: logger}
 	grpcSrv := rpc.NewGRPC(ctx, api)
@@ -201,7 +214,34 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	case serveErr = <-errc:
 		logger.Error("server failed", "error", serveErr)
 	}
+	stopScheduler()
 	return shutdown(node, grpcSrv, httpSrv, serveErr)
+}
+
+// startScheduler registers the scheduler's leader loop and, where Docker
+// answers, starts this host's executor. The function it returns stops the
+// executor.
+func startScheduler(ctx context.Context, f *agentFlags, node *cluster.Node, hub *dispatch.Hub, logger *slog.Logger) (func(), error) {
+	sc := f.sched
+	sc.Name, sc.Logger = node.Name(), logger
+	node.RunWhileLeader("scheduler", scheduler.NewLeader(node, hub, sc).Run)
+	if f.noDocker || !dockerAnswers() {
+		logger.Info("no Docker engine: this host runs no containers")
+		return func() {}, nil
+	}
+	rt, err := scheduler.NewDockerRuntime()
+	if err != nil {
+		return nil, err
+	}
+	ec := f.exec
+	ec.Host, ec.Logger = node.Name(), logger
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		scheduler.NewExecutor(node, hub, rt, ec).Run(ctx)
+	}()
+	return func() { cancel(); <-done; rt.Close() }, nil
 }
 
 // withPprof serves Go's profiler under /debug/pprof/ beside h.

@@ -50,7 +50,9 @@ func (f *agentFlags) host(cfg *cluster.Config) error {
 		}
 		cfg.EncryptKey = key
 	}
-	cfg.DockerCheck = dockerAnswers
+	if !f.noDocker {
+		cfg.DockerCheck = dockerAnswers
+	}
 	return nil
 }
 

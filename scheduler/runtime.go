@@ -1,0 +1,65 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+)
+
+// Labels every container made by Dux carries. A container without
+// LabelManaged is never touched.
+const (
+	LabelManaged   = "dux.managed"
+	LabelHost      = "dux.host"
+	LabelComponent = "dux.component"
+	LabelAlloc     = "dux.alloc"
+	LabelSpec      = "dux.spec"
+)
+
+// Runtime runs containers on one host. DockerRuntime is the real one; the
+// scheduler's tests use an in-memory fake.
+type Runtime interface {
+	// List returns the containers Dux made for host: those labelled
+	// dux.managed=true and dux.host=host, running or not.
+	List(ctx context.Context, host string) ([]Container, error)
+	// EnsureImage pulls the image unless it is present; the error of a
+	// pull that fails says why.
+	EnsureImage(ctx context.Context, image string) error
+	// Create creates (but does not start) a container and returns its ID.
+	Create(ctx context.Context, spec ContainerSpec) (string, error)
+	// Start starts a created or exited container.
+	Start(ctx context.Context, id string) error
+	// Remove stops the container (SIGTERM, then SIGKILL after a grace
+	// period) and removes it. A container already gone is not an error.
+	Remove(ctx context.Context, id string) error
+}
+
+// Container is a container as the runtime reports it.
+type Container struct {
+	ID     string
+	Name   string
+	Labels map[string]string
+	// State is created, running, restarting, paused, exited, dead or
+	// removing (Docker's words).
+	State    string
+	ExitCode int
+	// Error is the runtime's reason a container failed to start.
+	Error string
+}
+
+// ContainerSpec is what the executor asks the runtime to create.
+type ContainerSpec struct {
+	Name      string
+	Image     string
+	Command   []string
+	Args      []string
+	Env       map[string]string
+	Labels    map[string]string
+	Ports     []Port
+	Resources Resources
+	// Restart is the component's restart policy: always, on-failure or
+	// never.
+	Restart string
+}
+
+// ErrImage marks an image that is missing and could not be pulled.
+var ErrImage = errors.New("image not available")
