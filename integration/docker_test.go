@@ -31,6 +31,8 @@ var (
 	dockerOnce  sync.Once
 	dockerErr   error
 	dockerImage string
+	// extraImages are the other images this run built.
+	extraImages []string
 	runPrefix   = fmt.Sprintf("duxtest-%d-%04x", os.Getpid(), rand.IntN(1<<16))
 )
 
@@ -103,6 +105,9 @@ func removeDockerLeftovers() {
 	}
 	if dockerImage != "" {
 		docker(ctx, "rmi", "-f", dockerImage)
+	}
+	for _, image := range extraImages {
+		docker(ctx, "rmi", "-f", image)
 	}
 }
 

@@ -123,6 +123,8 @@ func (a *agent) args() []string {
 		"--grpc-addr", a.grpc, "--http-addr", a.http, "--raft-addr", a.raft, "--gossip-addr", a.gossip,
 		"--raft-heartbeat-timeout", "500ms", "--raft-election-timeout", "500ms",
 		"--log-level", "info",
+		// Only the scheduler's tests run containers (--no-docker=false).
+		"--no-docker",
 	}, a.extra...)
 }
 
@@ -221,9 +223,20 @@ func startCluster(t *testing.T, n int, extra ...string) []*agent {
 // startClusterOf is startCluster with the given duxd binary.
 func startClusterOf(t *testing.T, bin string, n int, extra ...string) []*agent {
 	t.Helper()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("n%d", i+1)
+	}
+	return startClusterNamed(t, bin, names, extra...)
+}
+
+// startClusterNamed is startClusterOf with the members' names.
+func startClusterNamed(t *testing.T, bin string, names []string, extra ...string) []*agent {
+	t.Helper()
+	n := len(names)
 	agents := make([]*agent, n)
 	for i := range agents {
-		agents[i] = newAgent(t, fmt.Sprintf("n%d", i+1), extra...)
+		agents[i] = newAgent(t, names[i], extra...)
 		agents[i].bin = bin
 	}
 	for i, a := range agents {

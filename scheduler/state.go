@@ -126,8 +126,8 @@ func CheckValue(key string, value []byte) error {
 type snapshot struct {
 	rev        uint64
 	components []*Component
-	invalid    map[string]string          // component -> why its spec is rejected
-	compRev    map[string]uint64          // component -> mod revision
+	invalid    map[string]string // component -> why its spec is rejected
+	compRev    map[string]uint64 // component -> mod revision
 	hosts      []Host
 	allocs     []Allocation               // of valid components
 	records    map[string]*proto.KeyValue // allocation id -> its key-value
