@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,6 +57,17 @@ func (m *memState) setReady(err error) {
 }
 
 func (m *memState) Txn(_ context.Context, req *proto.TxnRequest) (*proto.TxnResponse, error) {
+	// The checks cluster.Node makes before it proposes a write.
+	for _, op := range append(slices.Clone(req.Success), req.Failure...) {
+		if op.Type == proto.Op_PUT {
+			if err := fsm.ValidateValue(op.Value, 1<<20); err != nil {
+				return nil, err
+			}
+			if err := CheckValue(op.Key, op.Value); err != nil {
+				return nil, err
+			}
+		}
+	}
 	res, err := m.apply(&proto.Command{Cmd: &proto.Command_Txn{Txn: req}})
 	if err != nil {
 		return nil, err

@@ -146,9 +146,11 @@ func (l *Leader) Run(ctx context.Context, term uint64) {
 	}
 }
 
-// guardValue orders by term as bytes: a zero-padded term, then the name.
+// guardValue orders by term as bytes: a JSON string (values are JSON) of
+// a zero-padded term, then the name.
 func guardValue(term uint64, name string) []byte {
-	return fmt.Appendf(nil, "%020d %s", term, name)
+	v, _ := json.Marshal(fmt.Sprintf("%020d %s", term, name))
+	return v
 }
 
 // claim writes this term into the guard key unless a later term holds it,
