@@ -469,6 +469,7 @@ export class StateView {
       ),
     );
     this.renderControls();
+    el.conflict.scrollIntoView({ block: "nearest" });
   }
 
   /** keepMine writes my version over theirs: a CAS on their revision. */
