@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -243,8 +244,12 @@ func (b *browser) screenshot(name string, full bool) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, uiWait)
 	defer cancel()
-	// Let animations (a highlighted row fading) finish first.
+	// Let animations (a highlighted row fading) finish, and move the
+	// mouse off whatever it last clicked, so no hover effect shows.
 	time.Sleep(2800 * time.Millisecond)
+	if err := chromedp.Do(ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 0, 0)); err != nil {
+		b.t.Fatalf("move the mouse away: %v", err)
+	}
 	action := chromedp.CaptureScreenshot()
 	if full {
 		action = chromedp.FullScreenshot(100) // quality 100: PNG

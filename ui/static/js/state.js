@@ -211,12 +211,18 @@ export class StateView {
         if (this.resync) this.resync.add(ev.key);
         else this.tree.add(ev.key, false);
         return;
-      case "synced":
-        if (this.resync) this.tree.reset([...this.resync], this.prefix);
+      case "synced": {
+        const resynced = this.resync;
         this.resync = null;
+        if (!resynced) return;
+        this.tree.reset([...resynced], this.prefix);
         this.renderCount();
-        if (this.ed.key) this.open(this.ed.key, true);
+        // History was lost, so a change to the open key may have been
+        // missed: read it again, unless the user is editing it (their
+        // save is a compare-and-set, which catches any change).
+        if (this.ed.mode === "existing" && !this.ed.busy && !this.dirty()) this.open(this.ed.key, true);
         return;
+      }
       case "progress":
         this.renderCount();
         return;
@@ -253,8 +259,8 @@ export class StateView {
     this.app.navigate(this.hashFor(key));
   }
 
-  /** open loads key into the editor. keepNotice leaves a resync quiet. */
-  async open(key, keepNotice) {
+  /** open loads key into the editor; quiet leaves out the notice for a missing key. */
+  async open(key, quiet) {
     const token = ++this.openToken;
     this.ed = this.blank("loading", key);
     this.ed.busy = true;
@@ -274,7 +280,7 @@ export class StateView {
     const pending = this.ed.pending;
     if (!kv) {
       this.startNew(key, "");
-      if (!keepNotice) this.setNotice("warn", `There is no key ${key}. Write a value and save to create it.`);
+      if (!quiet) this.setNotice("warn", `There is no key ${key}. Write a value and save to create it.`);
     } else {
       this.load(kv);
     }
