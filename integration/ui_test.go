@@ -391,6 +391,7 @@ func TestUI_BrowserAgainstAgent(t *testing.T) {
 	uiCreate(t, b, api)
 	uiLive(t, b, api)
 	uiConflict(t, b, api)
+	uiDelete(t, b, api)
 	uiCluster(t, b, api)
 	uiComponents(t, b, api)
 	uiChannels(t, b, api)
@@ -501,6 +502,23 @@ func uiConflict(t *testing.T, b *browser, api uiAPI) {
 	}
 	if !evalJS[bool](b, `document.querySelector("#conflict").hidden`) {
 		t.Fatal("the conflict panel stayed open")
+	}
+}
+
+// uiDelete deletes a key from the editor, which asks once more first.
+func uiDelete(t *testing.T, b *browser, api uiAPI) {
+	b.click(`#tree [data-key="/config/live/added"]`)
+	b.waitFor("the key is loaded", `document.querySelector("#value-editor").value.includes("over the API")`)
+	b.click("#delete")
+	b.waitText("#delete", "Confirm delete")
+	if _, _, found := api.get("/config/live/added"); !found {
+		t.Fatal("deleted before the confirmation")
+	}
+	b.click("#delete")
+	b.waitVisible("#editor-empty")
+	b.waitFor("the key leaves the tree", `!document.querySelector('#tree [data-key="/config/live/added"]')`)
+	if _, _, found := api.get("/config/live/added"); found {
+		t.Fatal("the key is still there over the API")
 	}
 }
 

@@ -89,14 +89,18 @@ async function call(method, path, { query, body, signal } = {}) {
   return { data, revision: Number(res.headers.get("X-Dux-Revision") || 0) };
 }
 
-/** getKey returns the key-value at key, or null when there is none. */
+/**
+ * getKey reads key: {kv, revision}, where kv is null when there is no such
+ * key and revision is the store revision the read reflects.
+ */
 export async function getKey(key) {
   const bad = checkKey(key);
   if (bad) throw bad;
   try {
-    return (await call("GET", pathURL("/v1/state", key))).data;
+    const { data, revision } = await call("GET", pathURL("/v1/state", key));
+    return { kv: data, revision };
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404 && err.code === "not_found") return null;
+    if (err instanceof ApiError && err.status === 404 && err.code === "not_found") return { kv: null, revision: 0 };
     throw err;
   }
 }

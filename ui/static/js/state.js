@@ -89,7 +89,7 @@ export class StateView {
       busy: false, // a load or save is in flight
       pending: null, // the newest event for the key seen while busy
       remote: null, // a newer write by someone else, seen while editing
-      conflict: null, // {mine, theirs}: a refused save
+      conflict: null, // {mine, theirs, asOf}: a refused save
       deleteArmed: false,
     };
   }
@@ -268,7 +268,7 @@ export class StateView {
     this.render();
     let kv;
     try {
-      kv = await api.getKey(key);
+      ({ kv } = await api.getKey(key));
     } catch (err) {
       if (token !== this.openToken) return;
       this.ed.busy = false;
@@ -326,7 +326,10 @@ export class StateView {
     const who = ev.origin ? ` (${ev.origin})` : "";
     const gone = ev.type !== "put";
     if (ed.conflict) {
+      // Keep "theirs" current while the user decides.
+      if (ev.revision <= ed.conflict.asOf) return;
       ed.conflict.theirs = gone ? null : kvOf(ev);
+      ed.conflict.asOf = ev.revision;
       this.renderConflict();
       return;
     }
@@ -376,17 +379,21 @@ export class StateView {
     try {
       rev = await api.putKey(key, text, cas, prev ? prev.lease : 0);
     } catch (err) {
-      ed.busy = false;
+      if (this.ed !== ed) return; // the user opened another key meanwhile
       this.setStatus("");
       if (err.status === 409 && err.code === "failed_precondition") {
-        await this.showConflict(key, text);
+        await this.showConflict(key, text); // still busy: events wait in pending
+        if (this.ed !== ed) return;
       } else {
         this.showError(err);
       }
+      ed.busy = false;
       this.renderControls();
       this.flushPending();
       return;
     }
+    this.tree.add(key, false);
+    if (this.ed !== ed) return; // the user opened another key meanwhile
     // A compare-and-set that held means exactly one write happened on top
     // of prev: the new metadata follows without another read.
     const kv = {
@@ -399,7 +406,6 @@ export class StateView {
       origin: api.ORIGIN,
     };
     const pending = ed.pending;
-    this.tree.add(key, false);
     this.tree.select(key);
     this.load(kv, `Saved at revision ${rev}.`);
     this.app.navigate(this.hashFor(key), true);
@@ -413,16 +419,24 @@ export class StateView {
   }
 
   async showConflict(key, mine) {
-    let theirs;
+    const ed = this.ed;
+    let read, before;
     try {
-      theirs = await api.getKey(key);
+      // The store's revision read first: the key read after it reflects
+      // every event up to it, even when the key is gone (a 404 carries no
+      // revision of its own).
+      before = await api.revision();
+      read = await api.getKey(key);
     } catch (err) {
-      this.showError(err);
+      if (this.ed === ed) this.showError(err);
       return;
     }
+    if (this.ed !== ed) return; // the user opened another key meanwhile
     // In new mode the key is now the one that someone else created.
-    this.ed.key = key;
-    this.ed.conflict = { mine, theirs };
+    ed.key = key;
+    // asOf: the revision "theirs" reflects; older events add nothing.
+    const asOf = Math.max(before, read.revision, read.kv ? read.kv.mod_revision : 0);
+    ed.conflict = { mine, theirs: read.kv, asOf };
     this.setNotice(null);
     this.renderConflict();
   }
@@ -525,12 +539,14 @@ export class StateView {
       const res = await api.deleteKey(ed.key, ed.loaded.mod_revision);
       const key = ed.key;
       this.tree.remove(key);
+      if (this.ed !== ed) return; // the user opened another key meanwhile
       this.ed = this.blank("empty", "");
       this.tree.select("");
       this.render();
       this.app.navigate("#/state", true);
       this.app.toast(`Deleted ${key} at revision ${res.revision}.`, "info");
     } catch (err) {
+      if (this.ed !== ed) return;
       ed.busy = false;
       if (err.status === 409) {
         this.setNotice("warn", `Not deleted: the key changed at revision ${err.revision || "?"} after you loaded it.`,
