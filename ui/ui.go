@@ -36,7 +36,7 @@ var contentTypes = map[string]string{
 
 // csp lets the page load its own scripts, styles and images and talk to the
 // API of the member that served it, and nothing else.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Prefix is the path under which the agent mounts Handler.
