@@ -34,8 +34,8 @@ test-unit: ## Unit tests with the race detector
 	$(GO) test -race -count=1 ./...
 
 .PHONY: test-integration
-test-integration: ## Integration tests against real duxd processes (built with -race, but for load tests)
-	$(GO) test -count=1 -tags integration -timeout 20m ./integration/
+test-integration: ## Integration tests against real duxd processes (built with -race, but for load tests) and the web UI in Chromium
+	DUX_CHROMIUM="$$(scripts/ensure-chromium.sh)" $(GO) test -count=1 -tags integration -timeout 20m ./integration/
 
 .PHONY: chaos
 chaos: ## Long randomised fault schedule on 5 containers: make chaos SEED=7 DURATION=10m

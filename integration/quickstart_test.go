@@ -41,7 +41,8 @@ func goEnv(t *testing.T, name string) string {
 }
 
 // Rule: on a fresh machine (an empty home), `make run` starts a dev agent
-// that prints its addresses, and the README's curl examples work against it.
+// that prints its addresses (the APIs' and the web UI's), and the README's
+// curl examples work against it.
 func TestQuickstart_MakeRunAndReadmeCurl(t *testing.T) {
 	home := t.TempDir()
 	cmd := exec.Command("make", "-C", "..", "run")
@@ -94,7 +95,7 @@ func TestQuickstart_MakeRunAndReadmeCurl(t *testing.T) {
 		}
 	}
 	out := strings.Join(printed, "\n")
-	for _, want := range []string{"gRPC API:  127.0.0.1:7700", "HTTP API:  http://127.0.0.1:7701/v1/", home} {
+	for _, want := range []string{"gRPC API:  127.0.0.1:7700", "HTTP API:  http://127.0.0.1:7701/v1/", "Web UI:    http://127.0.0.1:7701/ui/", home} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("make run output lacks %q:\n%s", want, out)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/dux-io/dux/fsm"
 	"github.com/dux-io/dux/rpc"
 	"github.com/dux-io/dux/scheduler"
+	"github.com/dux-io/dux/ui"
 )
 
 type agentFlags struct {
@@ -189,7 +190,7 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 
 	api := rpc.Config{Backend: node, Dispatcher: hub, RegisterInternal: node.RegisterInternal, MaxValueBytes: cfg.MaxValueBytes, Logger: logger}
 	grpcSrv := rpc.NewGRPC(ctx, api)
-	handler := rpc.NewHTTP(api)
+	handler := withUI(rpc.NewHTTP(api))
 	if f.debug {
 		handler = withPprof(handler)
 	}
@@ -201,6 +202,7 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	fmt.Fprintf(out, "Dux agent %q is running (version %s).\n", cfg.Name, version)
 	fmt.Fprintf(out, "  gRPC API:  %s\n", cfg.GRPCAddr)
 	fmt.Fprintf(out, "  HTTP API:  http://%s/v1/\n", cfg.HTTPAddr)
+	fmt.Fprintf(out, "  Web UI:    http://%s%s\n", cfg.HTTPAddr, ui.Prefix)
 	fmt.Fprintf(out, "  Raft:      %s   Gossip: %s\n", cfg.RaftAddr, cfg.GossipAddr)
 	fmt.Fprintf(out, "  Data dir:  %s\n", cfg.DataDir)
 
@@ -260,6 +262,24 @@ func withPprof(h http.Handler) http.Handler {
 			return
 		}
 		h.ServeHTTP(w, r)
+	})
+}
+
+// withUI serves the web UI under /ui/ beside h, and sends a browser that
+// opens the member's bare address (GET /) there. Every other request goes
+// to h as it came, so unknown API paths keep their JSON 404.
+func withUI(h http.Handler) http.Handler {
+	assets := ui.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, ui.Prefix):
+			assets.ServeHTTP(w, r)
+		case r.URL.Path == strings.TrimSuffix(ui.Prefix, "/"),
+			r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			http.Redirect(w, r, ui.Prefix, http.StatusFound)
+		default:
+			h.ServeHTTP(w, r)
+		}
 	})
 }
 
