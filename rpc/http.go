@@ -51,10 +51,12 @@ func NewHTTP(cfg Config) http.Handler {
 		// and ".." out of the path and redirect: a malformed key must be
 		// refused, not silently turned into another key.
 		if key, ok := strings.CutPrefix(r.URL.Path, "/v1/state"); ok && (key == "" || key[0] == '/') {
+			r.Pattern = "/v1/state/{key...}" // what a ServeMux would set; Metrics.HTTP reads it
 			h.state(w, r, key)
 			return
 		}
 		if channel, ok := strings.CutPrefix(r.URL.Path, "/v1/publish"); ok && (channel == "" || channel[0] == '/') {
+			r.Pattern = "/v1/publish/{channel...}"
 			if r.Method != http.MethodPost {
 				w.Header().Set("Allow", "POST")
 				writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorJSON{
