@@ -152,6 +152,10 @@ func (s *clusterServer) Members(context.Context, *proto.MembersRequest) (*proto.
 	return &proto.MembersResponse{Members: s.b.MemberList()}, nil
 }
 
+func (s *clusterServer) Status(ctx context.Context, _ *proto.ClusterStatusRequest) (*proto.ClusterStatusResponse, error) {
+	return s.b.ClusterStatus(ctx)
+}
+
 func (s *clusterServer) Join(_ context.Context, r *proto.JoinRequest) (*proto.JoinResponse, error) {
 	k, err := s.b.JoinCluster(r.Addresses)
 	if err != nil {

@@ -31,6 +31,7 @@ func NewHTTP(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/cluster/leader", h.leader)
 	mux.HandleFunc("GET /v1/cluster/raft", h.raftConfiguration)
 	mux.HandleFunc("GET /v1/cluster/members", h.members)
+	mux.HandleFunc("GET /v1/cluster/status", h.status)
 	mux.HandleFunc("POST /v1/cluster/join", h.join)
 	mux.HandleFunc("POST /v1/cluster/leave", h.leave)
 	mux.HandleFunc("POST /v1/cluster/transfer-leader", h.transferLeader)
