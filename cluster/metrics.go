@@ -21,7 +21,9 @@ type metrics struct {
 	// fsmApply is the time the StateStore (with the dispatcher's hook)
 	// takes to apply one batch of committed entries.
 	fsmApply prometheus.Histogram
-	// leaderChanges counts the leaders this member has seen elected.
+	// leaderChanges counts the times the leader this member knows of
+	// became a member: from none (an election, or a follower that lost
+	// and regained contact) or from another member.
 	leaderChanges prometheus.Counter
 }
 
@@ -41,7 +43,7 @@ func newMetrics() *metrics {
 		}),
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dux_raft_leader_changes_total",
-			Help: "Leaders this member has seen elected (itself included), since it started.",
+			Help: "Times the leader this member knows of changed to a member (from none or from another), itself included, since it started.",
 		}),
 	}
 }
