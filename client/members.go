@@ -52,3 +52,15 @@ func (c *Client) TransferLeader(ctx context.Context, to string) (string, error) 
 	}
 	return resp.Leader, nil
 }
+
+// Status asks the member the client reaches to ask every member for its
+// Raft figures and revision, and returns the cluster's health and each
+// member's lag behind the leader's commit index.
+func (c *Client) Status(ctx context.Context) (*proto.ClusterStatusResponse, error) {
+	var resp *proto.ClusterStatusResponse
+	err := c.retry.idempotent(ctx, func() (err error) {
+		resp, err = c.cluster.Status(ctx, &proto.ClusterStatusRequest{})
+		return err
+	})
+	return resp, err
+}

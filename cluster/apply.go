@@ -68,6 +68,7 @@ func (n *Node) applyLocal(cmd *proto.Command) (*proto.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)
 	}
+	start := time.Now()
 	f := n.raft.Apply(data, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		switch {
@@ -81,6 +82,7 @@ func (n *Node) applyLocal(cmd *proto.Command) (*proto.Result, error) {
 			return nil, fmt.Errorf("%w: %v", ErrIndeterminate, err)
 		}
 	}
+	n.metrics.applyDuration.Observe(time.Since(start).Seconds())
 	res, ok := f.Response().(*proto.Result)
 	if !ok {
 		return nil, fmt.Errorf("cluster: unexpected apply response %T", f.Response())

@@ -48,13 +48,7 @@ func (s *internalServer) ReadIndex(ctx context.Context, _ *proto.ReadIndexReques
 }
 
 func (s *internalServer) Status(ctx context.Context, _ *proto.StatusRequest) (*proto.StatusResponse, error) {
-	_, leader := s.n.raft.LeaderWithID()
-	return &proto.StatusResponse{
-		Name:         s.n.cfg.Name,
-		HasState:     s.n.hasState(),
-		Leader:       string(leader),
-		AppliedIndex: s.n.store.Revision(),
-	}, nil
+	return s.n.localStatus(), nil
 }
 
 func (s *internalServer) LeaseKeepAlive(ctx context.Context, req *proto.LeaseKeepAliveRequest) (*proto.Result, error) {

@@ -144,6 +144,17 @@ func (t *tracker) list() []Member {
 	return out
 }
 
+// counts returns how many members are in each status.
+func (t *tracker) counts() map[Status]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[Status]int, 4)
+	for _, e := range t.members {
+		out[e.status()]++
+	}
+	return out
+}
+
 func (t *tracker) get(name string) (Member, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

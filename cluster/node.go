@@ -59,6 +59,9 @@ type Node struct {
 	leftOnce   sync.Once
 
 	leaderNotify chan bool
+	leaderObs    chan raft.Observation
+
+	metrics *metrics
 
 	peers  *peerPool
 	reads  *coalescer
@@ -98,6 +101,7 @@ func New(cfg Config, store *fsm.Store) (*Node, error) {
 		fatal:    make(chan error, 1),
 		left:     make(chan struct{}),
 		peers:    newPeerPool(),
+		metrics:  newMetrics(),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
@@ -117,8 +121,9 @@ func New(cfg Config, store *fsm.Store) (*Node, error) {
 	}
 	ok = true
 
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.monitorLeadership()
+	go n.watchLeaders(n.leaderObs)
 	go n.bootstrapLoop()
 	go n.joinLoop()
 	go n.probeLoop()
@@ -184,11 +189,16 @@ func (n *Node) setupRaft() error {
 	rc.NotifyCh = notify
 	n.leaderNotify = notify
 
-	r, err := raft.NewRaft(rc, n.store, logs, bs, snaps, trans)
+	r, err := raft.NewRaft(rc, timedFSM{Store: n.store, batch: n.metrics.fsmApply}, logs, bs, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	// Registered at once, so that no election is missed: raft has only
+	// just started, and elects no leader before a heartbeat timeout.
+	obs, ch := leaderObserver()
+	r.RegisterObserver(obs)
+	n.leaderObs = ch
 	return nil
 }
 

@@ -361,12 +361,17 @@ func (a *applier) setKey(key string, value []byte, leaseID uint64, origin string
 	if leaseID != 0 {
 		a.st.leases[leaseID].keys[key] = struct{}{}
 	}
+	if prev != nil {
+		a.st.bytes -= kvBytes(prev)
+	}
+	a.st.bytes += kvBytes(kv)
 	a.st.tree.ReplaceOrInsert(kv)
 	a.events = append(a.events, Event{Type: EventPut, KV: kv, PrevKV: prev})
 }
 
 func (a *applier) deleteKey(prev *proto.KeyValue, origin string, t EventType) {
 	a.st.tree.Delete(prev)
+	a.st.bytes -= kvBytes(prev)
 	if prev.Lease != 0 {
 		if l, ok := a.st.leases[prev.Lease]; ok {
 			delete(l.keys, prev.Key)

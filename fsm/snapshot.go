@@ -199,7 +199,10 @@ func ReadSnapshot(r io.Reader) (*Snapshot, error) {
 		if err := readRecord(cr, recKeyValue, kv); err != nil {
 			return nil, err
 		}
-		st.tree.ReplaceOrInsert(kv)
+		if old, dup := st.tree.ReplaceOrInsert(kv); dup {
+			st.bytes -= kvBytes(old)
+		}
+		st.bytes += kvBytes(kv)
 	}
 	for i := uint64(0); i < hdr.Leases; i++ {
 		var l proto.Lease

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/btree"
 
@@ -74,7 +75,13 @@ type state struct {
 	tree   *btree.BTreeG[*proto.KeyValue]
 	leases map[uint64]*lease
 	rev    uint64
+	// bytes is the sum of kvBytes over the tree, kept as keys are written
+	// and deleted, so that it never has to be counted.
+	bytes int64
 }
+
+// kvBytes is what a key counts towards Stats.Bytes: its key and its value.
+func kvBytes(kv *proto.KeyValue) int64 { return int64(len(kv.Key) + len(kv.Value)) }
 
 type lease struct {
 	id   uint64
@@ -102,6 +109,14 @@ type Store struct {
 	restoreHook RestoreHook
 	// applied is closed and replaced whenever the revision moves.
 	applied chan struct{}
+
+	// stats are copied from st under the write lock at the end of every
+	// batch and restore, and read without a lock (Stats), so that metrics
+	// scrapes never wait for Apply nor Apply for them.
+	stats struct {
+		keys, bytes atomic.Int64
+		rev         atomic.Uint64
+	}
 }
 
 // New returns an empty Store.
@@ -126,10 +141,32 @@ func (s *Store) WaitRevision(ctx context.Context, rev uint64) error {
 	}
 }
 
-// notifyApplied wakes WaitRevision callers; s.mu must be held for writing.
+// notifyApplied publishes the stats and wakes WaitRevision callers; s.mu
+// must be held for writing.
 func (s *Store) notifyApplied() {
+	s.stats.keys.Store(int64(s.st.tree.Len()))
+	s.stats.bytes.Store(s.st.bytes)
+	s.stats.rev.Store(s.st.rev)
 	close(s.applied)
 	s.applied = make(chan struct{})
+}
+
+// Stats are the store's figures, for metrics.
+type Stats struct {
+	// Keys is the number of keys.
+	Keys int64
+	// Bytes is the total size of every key and value, not counting
+	// revisions, origins or the index's own overhead.
+	Bytes int64
+	// Revision is the index of the last applied entry.
+	Revision uint64
+}
+
+// Stats returns the figures as of the last applied batch or restore. It
+// takes no lock: the three figures are each current, but a batch applied
+// meanwhile may show in some and not yet in others.
+func (s *Store) Stats() Stats {
+	return Stats{Keys: s.stats.keys.Load(), Bytes: s.stats.bytes.Load(), Revision: s.stats.rev.Load()}
 }
 
 // SetHook installs the function told of every applied entry.

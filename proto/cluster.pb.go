@@ -997,6 +997,277 @@ func (x *TransferLeaderResponse) GetLeader() string {
 	return ""
 }
 
+type ClusterStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusRequest) Reset() {
+	*x = ClusterStatusRequest{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusRequest) ProtoMessage() {}
+
+func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
+func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{20}
+}
+
+// MemberStatus is one member: what gossip says of it, and what it said of
+// itself when the answering member asked it.
+type MemberStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Member *MemberInfo            `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	// health is "healthy"; "lagging" (its revision is more than 256 entries
+	// behind the leader's commit index, or it is not in Raft yet);
+	// "suspect" (it answered, but others cannot reach it); "unreachable" (it
+	// did not answer); or "failed" or "left", as gossip says.
+	Health string `protobuf:"bytes,2,opt,name=health,proto3" json:"health,omitempty"`
+	// reachable is whether the member answered; the figures below are set
+	// only when it did, and error says why it did not.
+	Reachable bool   `protobuf:"varint,3,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	Error     string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// raft_state is "follower", "candidate", "leader" or "shutdown".
+	RaftState   string `protobuf:"bytes,5,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
+	Term        uint64 `protobuf:"varint,6,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex uint64 `protobuf:"varint,7,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	// applied_index is the last entry Raft handed to the member's StateStore;
+	// revision is the last entry the StateStore applied.
+	AppliedIndex uint64 `protobuf:"varint,8,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Revision     uint64 `protobuf:"varint,9,opt,name=revision,proto3" json:"revision,omitempty"`
+	LastIndex    uint64 `protobuf:"varint,10,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	// lag is the leader's commit index minus the member's revision (0 if
+	// the member is ahead of the leader's answer). Absent when the leader's
+	// commit index or the member's revision is unknown.
+	Lag           *uint64 `protobuf:"varint,11,opt,name=lag,proto3,oneof" json:"lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberStatus) Reset() {
+	*x = MemberStatus{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberStatus) ProtoMessage() {}
+
+func (x *MemberStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
+func (*MemberStatus) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *MemberStatus) GetMember() *MemberInfo {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+func (x *MemberStatus) GetHealth() string {
+	if x != nil {
+		return x.Health
+	}
+	return ""
+}
+
+func (x *MemberStatus) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *MemberStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *MemberStatus) GetRaftState() string {
+	if x != nil {
+		return x.RaftState
+	}
+	return ""
+}
+
+func (x *MemberStatus) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *MemberStatus) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *MemberStatus) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *MemberStatus) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *MemberStatus) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *MemberStatus) GetLag() uint64 {
+	if x != nil && x.Lag != nil {
+		return *x.Lag
+	}
+	return 0
+}
+
+type ClusterStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// leader is the leader's name; empty when no leader is known.
+	Leader string `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	// term, commit_index, applied_index and revision are the leader's, as it
+	// answered; the answering member's own when the leader did not answer.
+	Term         uint64 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex  uint64 `protobuf:"varint,3,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Revision     uint64 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	// members are every member gossip knows of, by name.
+	Members []*MemberStatus `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	// answered_by is the member that asked the others.
+	AnsweredBy    string `protobuf:"bytes,7,opt,name=answered_by,json=answeredBy,proto3" json:"answered_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusResponse) Reset() {
+	*x = ClusterStatusResponse{}
+	mi := &file_dux_v1_cluster_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusResponse) ProtoMessage() {}
+
+func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_cluster_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
+func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
+	return file_dux_v1_cluster_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ClusterStatusResponse) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetMembers() []*MemberStatus {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetAnsweredBy() string {
+	if x != nil {
+		return x.AnsweredBy
+	}
+	return ""
+}
+
 var File_dux_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_dux_v1_cluster_proto_rawDesc = "" +
@@ -1059,7 +1330,33 @@ const file_dux_v1_cluster_proto_rawDesc = "" +
 	"\x15TransferLeaderRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\"0\n" +
 	"\x16TransferLeaderResponse\x12\x16\n" +
-	"\x06leader\x18\x01 \x01(\tR\x06leader2\xd2\x04\n" +
+	"\x06leader\x18\x01 \x01(\tR\x06leader\"\x16\n" +
+	"\x14ClusterStatusRequest\"\xdb\x02\n" +
+	"\fMemberStatus\x12*\n" +
+	"\x06member\x18\x01 \x01(\v2\x12.dux.v1.MemberInfoR\x06member\x12\x16\n" +
+	"\x06health\x18\x02 \x01(\tR\x06health\x12\x1c\n" +
+	"\treachable\x18\x03 \x01(\bR\treachable\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"raft_state\x18\x05 \x01(\tR\traftState\x12\x12\n" +
+	"\x04term\x18\x06 \x01(\x04R\x04term\x12!\n" +
+	"\fcommit_index\x18\a \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\b \x01(\x04R\fappliedIndex\x12\x1a\n" +
+	"\brevision\x18\t \x01(\x04R\brevision\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\n" +
+	" \x01(\x04R\tlastIndex\x12\x15\n" +
+	"\x03lag\x18\v \x01(\x04H\x00R\x03lag\x88\x01\x01B\x06\n" +
+	"\x04_lag\"\xf8\x01\n" +
+	"\x15ClusterStatusResponse\x12\x16\n" +
+	"\x06leader\x18\x01 \x01(\tR\x06leader\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12!\n" +
+	"\fcommit_index\x18\x03 \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12\x1a\n" +
+	"\brevision\x18\x05 \x01(\x04R\brevision\x12.\n" +
+	"\amembers\x18\x06 \x03(\v2\x14.dux.v1.MemberStatusR\amembers\x12\x1f\n" +
+	"\vanswered_by\x18\a \x01(\tR\n" +
+	"answeredBy2\x99\x05\n" +
 	"\aCluster\x127\n" +
 	"\x06Leader\x12\x15.dux.v1.LeaderRequest\x1a\x16.dux.v1.LeaderResponse\x12X\n" +
 	"\x11RaftConfiguration\x12 .dux.v1.RaftConfigurationRequest\x1a!.dux.v1.RaftConfigurationResponse\x12<\n" +
@@ -1070,7 +1367,8 @@ const file_dux_v1_cluster_proto_rawDesc = "" +
 	"\x05Leave\x12\x14.dux.v1.LeaveRequest\x1a\x15.dux.v1.LeaveResponse\x12C\n" +
 	"\n" +
 	"RemovePeer\x12\x19.dux.v1.RemovePeerRequest\x1a\x1a.dux.v1.RemovePeerResponse\x12O\n" +
-	"\x0eTransferLeader\x12\x1d.dux.v1.TransferLeaderRequest\x1a\x1e.dux.v1.TransferLeaderResponseB#Z!github.com/dux-io/dux/proto;protob\x06proto3"
+	"\x0eTransferLeader\x12\x1d.dux.v1.TransferLeaderRequest\x1a\x1e.dux.v1.TransferLeaderResponse\x12E\n" +
+	"\x06Status\x12\x1c.dux.v1.ClusterStatusRequest\x1a\x1d.dux.v1.ClusterStatusResponseB#Z!github.com/dux-io/dux/proto;protob\x06proto3"
 
 var (
 	file_dux_v1_cluster_proto_rawDescOnce sync.Once
@@ -1084,7 +1382,7 @@ func file_dux_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_dux_v1_cluster_proto_rawDescData
 }
 
-var file_dux_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_dux_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_dux_v1_cluster_proto_goTypes = []any{
 	(*LeaderRequest)(nil),             // 0: dux.v1.LeaderRequest
 	(*LeaderResponse)(nil),            // 1: dux.v1.LeaderResponse
@@ -1106,38 +1404,45 @@ var file_dux_v1_cluster_proto_goTypes = []any{
 	(*RemovePeerResponse)(nil),        // 17: dux.v1.RemovePeerResponse
 	(*TransferLeaderRequest)(nil),     // 18: dux.v1.TransferLeaderRequest
 	(*TransferLeaderResponse)(nil),    // 19: dux.v1.TransferLeaderResponse
-	nil,                               // 20: dux.v1.MemberInfo.AddressesEntry
-	nil,                               // 21: dux.v1.MemberInfo.LabelsEntry
+	(*ClusterStatusRequest)(nil),      // 20: dux.v1.ClusterStatusRequest
+	(*MemberStatus)(nil),              // 21: dux.v1.MemberStatus
+	(*ClusterStatusResponse)(nil),     // 22: dux.v1.ClusterStatusResponse
+	nil,                               // 23: dux.v1.MemberInfo.AddressesEntry
+	nil,                               // 24: dux.v1.MemberInfo.LabelsEntry
 }
 var file_dux_v1_cluster_proto_depIdxs = []int32{
 	3,  // 0: dux.v1.RaftConfigurationResponse.servers:type_name -> dux.v1.RaftServer
-	20, // 1: dux.v1.MemberInfo.addresses:type_name -> dux.v1.MemberInfo.AddressesEntry
-	21, // 2: dux.v1.MemberInfo.labels:type_name -> dux.v1.MemberInfo.LabelsEntry
+	23, // 1: dux.v1.MemberInfo.addresses:type_name -> dux.v1.MemberInfo.AddressesEntry
+	24, // 2: dux.v1.MemberInfo.labels:type_name -> dux.v1.MemberInfo.LabelsEntry
 	9,  // 3: dux.v1.MemberInfo.resources:type_name -> dux.v1.Resources
 	10, // 4: dux.v1.MembersResponse.members:type_name -> dux.v1.MemberInfo
-	0,  // 5: dux.v1.Cluster.Leader:input_type -> dux.v1.LeaderRequest
-	2,  // 6: dux.v1.Cluster.RaftConfiguration:input_type -> dux.v1.RaftConfigurationRequest
-	5,  // 7: dux.v1.Cluster.Snapshot:input_type -> dux.v1.SnapshotRequest
-	6,  // 8: dux.v1.Cluster.Restore:input_type -> dux.v1.SnapshotChunk
-	8,  // 9: dux.v1.Cluster.Members:input_type -> dux.v1.MembersRequest
-	12, // 10: dux.v1.Cluster.Join:input_type -> dux.v1.JoinRequest
-	14, // 11: dux.v1.Cluster.Leave:input_type -> dux.v1.LeaveRequest
-	16, // 12: dux.v1.Cluster.RemovePeer:input_type -> dux.v1.RemovePeerRequest
-	18, // 13: dux.v1.Cluster.TransferLeader:input_type -> dux.v1.TransferLeaderRequest
-	1,  // 14: dux.v1.Cluster.Leader:output_type -> dux.v1.LeaderResponse
-	4,  // 15: dux.v1.Cluster.RaftConfiguration:output_type -> dux.v1.RaftConfigurationResponse
-	6,  // 16: dux.v1.Cluster.Snapshot:output_type -> dux.v1.SnapshotChunk
-	7,  // 17: dux.v1.Cluster.Restore:output_type -> dux.v1.RestoreResponse
-	11, // 18: dux.v1.Cluster.Members:output_type -> dux.v1.MembersResponse
-	13, // 19: dux.v1.Cluster.Join:output_type -> dux.v1.JoinResponse
-	15, // 20: dux.v1.Cluster.Leave:output_type -> dux.v1.LeaveResponse
-	17, // 21: dux.v1.Cluster.RemovePeer:output_type -> dux.v1.RemovePeerResponse
-	19, // 22: dux.v1.Cluster.TransferLeader:output_type -> dux.v1.TransferLeaderResponse
-	14, // [14:23] is the sub-list for method output_type
-	5,  // [5:14] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	10, // 5: dux.v1.MemberStatus.member:type_name -> dux.v1.MemberInfo
+	21, // 6: dux.v1.ClusterStatusResponse.members:type_name -> dux.v1.MemberStatus
+	0,  // 7: dux.v1.Cluster.Leader:input_type -> dux.v1.LeaderRequest
+	2,  // 8: dux.v1.Cluster.RaftConfiguration:input_type -> dux.v1.RaftConfigurationRequest
+	5,  // 9: dux.v1.Cluster.Snapshot:input_type -> dux.v1.SnapshotRequest
+	6,  // 10: dux.v1.Cluster.Restore:input_type -> dux.v1.SnapshotChunk
+	8,  // 11: dux.v1.Cluster.Members:input_type -> dux.v1.MembersRequest
+	12, // 12: dux.v1.Cluster.Join:input_type -> dux.v1.JoinRequest
+	14, // 13: dux.v1.Cluster.Leave:input_type -> dux.v1.LeaveRequest
+	16, // 14: dux.v1.Cluster.RemovePeer:input_type -> dux.v1.RemovePeerRequest
+	18, // 15: dux.v1.Cluster.TransferLeader:input_type -> dux.v1.TransferLeaderRequest
+	20, // 16: dux.v1.Cluster.Status:input_type -> dux.v1.ClusterStatusRequest
+	1,  // 17: dux.v1.Cluster.Leader:output_type -> dux.v1.LeaderResponse
+	4,  // 18: dux.v1.Cluster.RaftConfiguration:output_type -> dux.v1.RaftConfigurationResponse
+	6,  // 19: dux.v1.Cluster.Snapshot:output_type -> dux.v1.SnapshotChunk
+	7,  // 20: dux.v1.Cluster.Restore:output_type -> dux.v1.RestoreResponse
+	11, // 21: dux.v1.Cluster.Members:output_type -> dux.v1.MembersResponse
+	13, // 22: dux.v1.Cluster.Join:output_type -> dux.v1.JoinResponse
+	15, // 23: dux.v1.Cluster.Leave:output_type -> dux.v1.LeaveResponse
+	17, // 24: dux.v1.Cluster.RemovePeer:output_type -> dux.v1.RemovePeerResponse
+	19, // 25: dux.v1.Cluster.TransferLeader:output_type -> dux.v1.TransferLeaderResponse
+	22, // 26: dux.v1.Cluster.Status:output_type -> dux.v1.ClusterStatusResponse
+	17, // [17:27] is the sub-list for method output_type
+	7,  // [7:17] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_dux_v1_cluster_proto_init() }
@@ -1145,13 +1450,14 @@ func file_dux_v1_cluster_proto_init() {
 	if File_dux_v1_cluster_proto != nil {
 		return
 	}
+	file_dux_v1_cluster_proto_msgTypes[21].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dux_v1_cluster_proto_rawDesc), len(file_dux_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	Cluster_Leave_FullMethodName             = "/dux.v1.Cluster/Leave"
 	Cluster_RemovePeer_FullMethodName        = "/dux.v1.Cluster/RemovePeer"
 	Cluster_TransferLeader_FullMethodName    = "/dux.v1.Cluster/TransferLeader"
+	Cluster_Status_FullMethodName            = "/dux.v1.Cluster/Status"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -53,6 +54,9 @@ type ClusterClient interface {
 	RemovePeer(ctx context.Context, in *RemovePeerRequest, opts ...grpc.CallOption) (*RemovePeerResponse, error)
 	// TransferLeader hands leadership to another voter.
 	TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*TransferLeaderResponse, error)
+	// Status asks every member for its Raft figures and revision, and
+	// returns the cluster's health and each member's replication lag.
+	Status(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
 }
 
 type clusterClient struct {
@@ -165,6 +169,16 @@ func (c *clusterClient) TransferLeader(ctx context.Context, in *TransferLeaderRe
 	return out, nil
 }
 
+func (c *clusterClient) Status(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterStatusResponse)
+	err := c.cc.Invoke(ctx, Cluster_Status_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -188,6 +202,9 @@ type ClusterServer interface {
 	RemovePeer(context.Context, *RemovePeerRequest) (*RemovePeerResponse, error)
 	// TransferLeader hands leadership to another voter.
 	TransferLeader(context.Context, *TransferLeaderRequest) (*TransferLeaderResponse, error)
+	// Status asks every member for its Raft figures and revision, and
+	// returns the cluster's health and each member's replication lag.
+	Status(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -224,6 +241,9 @@ func (UnimplementedClusterServer) RemovePeer(context.Context, *RemovePeerRequest
 }
 func (UnimplementedClusterServer) TransferLeader(context.Context, *TransferLeaderRequest) (*TransferLeaderResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method TransferLeader not implemented")
+}
+func (UnimplementedClusterServer) Status(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Status not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -390,6 +410,24 @@ func _Cluster_TransferLeader_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Status(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Status_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Status(ctx, req.(*ClusterStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -424,6 +462,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferLeader",
 			Handler:    _Cluster_TransferLeader_Handler,
+		},
+		{
+			MethodName: "Status",
+			Handler:    _Cluster_Status_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

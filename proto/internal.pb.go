@@ -750,11 +750,21 @@ type StatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// has_state is true when the member holds Raft state (it was bootstrapped or joined).
-	HasState      bool   `protobuf:"varint,2,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
-	Leader        string `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
-	AppliedIndex  uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HasState bool   `protobuf:"varint,2,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
+	Leader   string `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	// applied_index is the revision of the member's StateStore: the last
+	// entry it has applied.
+	AppliedIndex uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// The member's Raft figures. raft_state is "follower", "candidate",
+	// "leader" or "shutdown"; raft_applied_index is the last entry Raft
+	// handed to the StateStore.
+	RaftState        string `protobuf:"bytes,5,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
+	Term             uint64 `protobuf:"varint,6,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex      uint64 `protobuf:"varint,7,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	RaftAppliedIndex uint64 `protobuf:"varint,8,opt,name=raft_applied_index,json=raftAppliedIndex,proto3" json:"raft_applied_index,omitempty"`
+	LastIndex        uint64 `protobuf:"varint,9,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -811,6 +821,41 @@ func (x *StatusResponse) GetLeader() string {
 func (x *StatusResponse) GetAppliedIndex() uint64 {
 	if x != nil {
 		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetRaftState() string {
+	if x != nil {
+		return x.RaftState
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetRaftAppliedIndex() uint64 {
+	if x != nil {
+		return x.RaftAppliedIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
 	}
 	return 0
 }
@@ -977,12 +1022,19 @@ const file_dux_v1_internal_proto_rawDesc = "" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\x0f\n" +
-	"\rStatusRequest\"~\n" +
+	"\rStatusRequest\"\xa1\x02\n" +
 	"\x0eStatusResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\thas_state\x18\x02 \x01(\bR\bhasState\x12\x16\n" +
 	"\x06leader\x18\x03 \x01(\tR\x06leader\x12#\n" +
-	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\"X\n" +
+	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12\x1d\n" +
+	"\n" +
+	"raft_state\x18\x05 \x01(\tR\traftState\x12\x12\n" +
+	"\x04term\x18\x06 \x01(\x04R\x04term\x12!\n" +
+	"\fcommit_index\x18\a \x01(\x04R\vcommitIndex\x12,\n" +
+	"\x12raft_applied_index\x18\b \x01(\x04R\x10raftAppliedIndex\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\t \x01(\x04R\tlastIndex\"X\n" +
 	"\x0eSnapshotHeader\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x12\n" +
 	"\x04keys\x18\x02 \x01(\x04R\x04keys\x12\x16\n" +

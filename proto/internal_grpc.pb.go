@@ -35,7 +35,8 @@ type InternalClient interface {
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*Result, error)
 	// ReadIndex returns a commit index the leader confirmed while still leader.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
-	// Status tells a joining or bootstrapping member about this one.
+	// Status tells a joining or bootstrapping member, the autopilot and
+	// Cluster.Status about this one.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// LeaseKeepAlive renews a lease on the leader; an unknown or expired
 	// lease comes back as the Result's error.
@@ -100,7 +101,8 @@ type InternalServer interface {
 	Apply(context.Context, *ApplyRequest) (*Result, error)
 	// ReadIndex returns a commit index the leader confirmed while still leader.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
-	// Status tells a joining or bootstrapping member about this one.
+	// Status tells a joining or bootstrapping member, the autopilot and
+	// Cluster.Status about this one.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// LeaseKeepAlive renews a lease on the leader; an unknown or expired
 	// lease comes back as the Result's error.

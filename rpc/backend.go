@@ -35,6 +35,9 @@ type Backend interface {
 
 	// MemberList describes every member with its health and Raft role.
 	MemberList() []*proto.MemberInfo
+	// ClusterStatus asks every member for its Raft figures and revision
+	// and returns each one's health and lag behind the leader.
+	ClusterStatus(ctx context.Context) (*proto.ClusterStatusResponse, error)
 	// JoinCluster makes this member join the gossip of the members at addrs.
 	JoinCluster(addrs []string) (int, error)
 	// Leave makes this member leave the cluster gracefully.

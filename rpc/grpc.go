@@ -28,6 +28,9 @@ type Config struct {
 	// the Backend rather than a transport error.
 	MaxValueBytes int
 	Logger        *slog.Logger
+	// Metrics, if set, counts and times the gRPC requests (NewGRPC); the
+	// HTTP requests are counted by wrapping the handler in Metrics.HTTP.
+	Metrics *Metrics
 }
 
 func (c *Config) maxMsg() int {
@@ -41,11 +44,18 @@ func (c *Config) maxMsg() int {
 // health service (SERVING while the Backend is ready, checked until ctx
 // ends) and reflection.
 func NewGRPC(ctx context.Context, cfg Config) *grpc.Server {
+	unary := []grpc.UnaryServerInterceptor{unaryErrors}
+	stream := []grpc.StreamServerInterceptor{streamErrors}
+	if cfg.Metrics != nil {
+		// First, so that they see the status the client gets.
+		unary = append([]grpc.UnaryServerInterceptor{cfg.Metrics.unary}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{cfg.Metrics.stream}, stream...)
+	}
 	s := grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.maxMsg()),
 		grpc.MaxSendMsgSize(64<<20),
-		grpc.ChainUnaryInterceptor(unaryErrors),
-		grpc.ChainStreamInterceptor(streamErrors),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.ForceServerCodecV2(newRawCodec()),
 		// Clients (ours) ping idle connections every 10 s; allow it.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -59,6 +69,9 @@ func NewGRPC(ctx context.Context, cfg Config) *grpc.Server {
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
 	reflection.Register(s)
+	if cfg.Metrics != nil {
+		cfg.Metrics.initGRPC(s)
+	}
 	go watchHealth(ctx, hs, cfg.Backend)
 	return s
 }
@@ -137,6 +150,10 @@ func (s *clusterServer) RaftConfiguration(context.Context, *proto.RaftConfigurat
 
 func (s *clusterServer) Members(context.Context, *proto.MembersRequest) (*proto.MembersResponse, error) {
 	return &proto.MembersResponse{Members: s.b.MemberList()}, nil
+}
+
+func (s *clusterServer) Status(ctx context.Context, _ *proto.ClusterStatusRequest) (*proto.ClusterStatusResponse, error) {
+	return s.b.ClusterStatus(ctx)
 }
 
 func (s *clusterServer) Join(_ context.Context, r *proto.JoinRequest) (*proto.JoinResponse, error) {

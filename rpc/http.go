@@ -31,6 +31,7 @@ func NewHTTP(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/cluster/leader", h.leader)
 	mux.HandleFunc("GET /v1/cluster/raft", h.raftConfiguration)
 	mux.HandleFunc("GET /v1/cluster/members", h.members)
+	mux.HandleFunc("GET /v1/cluster/status", h.status)
 	mux.HandleFunc("POST /v1/cluster/join", h.join)
 	mux.HandleFunc("POST /v1/cluster/leave", h.leave)
 	mux.HandleFunc("POST /v1/cluster/transfer-leader", h.transferLeader)
@@ -51,10 +52,12 @@ func NewHTTP(cfg Config) http.Handler {
 		// and ".." out of the path and redirect: a malformed key must be
 		// refused, not silently turned into another key.
 		if key, ok := strings.CutPrefix(r.URL.Path, "/v1/state"); ok && (key == "" || key[0] == '/') {
+			r.Pattern = "/v1/state/{key...}" // what a ServeMux would set; Metrics.HTTP reads it
 			h.state(w, r, key)
 			return
 		}
 		if channel, ok := strings.CutPrefix(r.URL.Path, "/v1/publish"); ok && (channel == "" || channel[0] == '/') {
+			r.Pattern = "/v1/publish/{channel...}"
 			if r.Method != http.MethodPost {
 				w.Header().Set("Allow", "POST")
 				writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorJSON{

@@ -56,6 +56,62 @@ func (h *httpAPI) members(w http.ResponseWriter, r *http.Request) {
 	w.Write(append(b, '\n'))
 }
 
+// memberStatusJSON is a member in GET /v1/cluster/status: the member as in
+// /v1/cluster/members, with its health, its Raft figures and its lag.
+type memberStatusJSON struct {
+	memberJSON
+	Health       string  `json:"health"`
+	Reachable    bool    `json:"reachable"`
+	Error        string  `json:"error,omitempty"`
+	RaftState    string  `json:"raft_state,omitempty"`
+	Term         uint64  `json:"term"`
+	CommitIndex  uint64  `json:"commit_index"`
+	AppliedIndex uint64  `json:"applied_index"`
+	Revision     uint64  `json:"revision"`
+	LastIndex    uint64  `json:"last_index"`
+	Lag          *uint64 `json:"lag"` // null when unknown
+}
+
+// StatusJSON renders the cluster's status as GET /v1/cluster/status does.
+func StatusJSON(s *proto.ClusterStatusResponse) ([]byte, error) {
+	members := make([]memberStatusJSON, 0, len(s.Members))
+	for _, m := range s.Members {
+		info := m.Member
+		if info == nil {
+			info = &proto.MemberInfo{}
+		}
+		members = append(members, memberStatusJSON{
+			memberJSON: toMemberJSON(info), Health: m.Health, Reachable: m.Reachable, Error: m.Error,
+			RaftState: m.RaftState, Term: m.Term, CommitIndex: m.CommitIndex, AppliedIndex: m.AppliedIndex,
+			Revision: m.Revision, LastIndex: m.LastIndex, Lag: m.Lag,
+		})
+	}
+	return json.Marshal(struct {
+		Leader       string             `json:"leader"`
+		Term         uint64             `json:"term"`
+		CommitIndex  uint64             `json:"commit_index"`
+		AppliedIndex uint64             `json:"applied_index"`
+		Revision     uint64             `json:"revision"`
+		AnsweredBy   string             `json:"answered_by"`
+		Members      []memberStatusJSON `json:"members"`
+	}{s.Leader, s.Term, s.CommitIndex, s.AppliedIndex, s.Revision, s.AnsweredBy, members})
+}
+
+func (h *httpAPI) status(w http.ResponseWriter, r *http.Request) {
+	resp, err := h.b.ClusterStatus(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	b, err := StatusJSON(resp)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}
+
 func (h *httpAPI) join(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Addresses []string `json:"addresses"`

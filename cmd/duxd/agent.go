@@ -189,11 +189,17 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	}
 
 	api := rpc.Config{Backend: node, Dispatcher: hub, RegisterInternal: node.RegisterInternal, MaxValueBytes: cfg.MaxValueBytes, Logger: logger}
+	withMetrics, err := setupMetrics(&api, node, hub, logger)
+	if err != nil {
+		node.Shutdown()
+		return err
+	}
 	grpcSrv := rpc.NewGRPC(ctx, api)
 	handler := withUI(rpc.NewHTTP(api))
 	if f.debug {
 		handler = withPprof(handler)
 	}
+	handler = withMetrics(handler) // GET /metrics, and counts every request
 	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- grpcSrv.Serve(grpcLis) }()

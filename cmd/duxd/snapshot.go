@@ -34,7 +34,10 @@ func newSnapshotSaveCmd() *cobra.Command {
 
 The snapshot is written to FILE.tmp, synced, checked (it must be complete
 and its checksum must match) and only then renamed to FILE, so FILE is
-never a partial snapshot.`,
+never a partial snapshot.
+
+While it runs, the bytes received and the rate are shown on stderr when it
+is a terminal; a summary line follows in any case.`,
 		Example: "  duxd snapshot save backup.snap",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -49,16 +52,20 @@ never a partial snapshot.`,
 			file := args[0]
 			var n int64
 			var snapErr error
+			prog := newProgress(cmd.ErrOrStderr(), "saving", "saved", 0)
 			info, err := writeFileAtomic(file, func(w io.Writer) error {
-				n, snapErr = c.Snapshot(ctx, w)
+				n, snapErr = c.Snapshot(ctx, prog.writer(w))
 				return snapErr
 			})
 			if snapErr != nil {
+				prog.abort()
 				return f.fail(snapErr)
 			}
 			if err != nil {
+				prog.abort()
 				return err
 			}
+			prog.finish()
 			if f.output == "json" {
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"file": file, "bytes": n,
 					"revision": info.Revision(), "keys": info.Len()})
@@ -128,7 +135,10 @@ func newSnapshotRestoreCmd() *cobra.Command {
 		Short: "Replace the whole state of the cluster with the snapshot in FILE",
 		Long: `Replace the whole state of the cluster with the snapshot in FILE, as saved
 by 'duxd snapshot save'. Every key written since is lost. The revision does
-not go backwards: the restored state continues from the cluster's revision.`,
+not go backwards: the restored state continues from the cluster's revision.
+
+While it runs, the bytes sent and the rate are shown on stderr when it is a
+terminal; a summary line follows in any case.`,
 		Example: "  duxd snapshot restore backup.snap",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -153,10 +163,13 @@ not go backwards: the restored state continues from the cluster's revision.`,
 				return err
 			}
 			defer done()
-			rev, err := c.Restore(ctx, bufio.NewReaderSize(fh, 1<<20))
+			prog := newProgress(cmd.ErrOrStderr(), "restoring", "restored", st.Size())
+			rev, err := c.Restore(ctx, prog.reader(bufio.NewReaderSize(fh, 1<<20)))
 			if err != nil {
+				prog.abort()
 				return f.fail(err)
 			}
+			prog.finish()
 			if f.output == "json" {
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"file": file, "bytes": st.Size(), "revision": rev})
 			}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -89,5 +91,42 @@ func TestWriteFileAtomic_LeavesNoPartialFile(t *testing.T) {
 		if _, err := os.Stat(file + ".tmp"); !os.IsNotExist(err) {
 			t.Errorf("%s: FILE.tmp left behind", name)
 		}
+	}
+}
+
+// Rule: save and restore end with a summary on stderr (stderr is not a
+// terminal here, so there is no live line); stdout keeps the result alone.
+func TestCLI_SnapshotProgressSummary(t *testing.T) {
+	_, addr := startFakeMember(t)
+	file := filepath.Join(t.TempDir(), "backup.snap")
+	summary := regexp.MustCompile(`^(saved|restored) \d+ B in \d+\.\ds \(\S+ (B|KiB|MiB|GiB)/s\)\n$`)
+
+	out, stderr, err := cliRun(t, "", "snapshot", "save", file, "--addr", addr, "-o", "json")
+	if err != nil {
+		t.Fatalf("save: %v", err)
+	}
+	if !summary.MatchString(stderr) || !strings.HasPrefix(stderr, "saved ") {
+		t.Errorf("save stderr: got %q, want a summary line", stderr)
+	}
+	if strings.Contains(out, "saved") {
+		t.Errorf("save stdout: got %q, want the JSON result only", out)
+	}
+	size, _ := os.Stat(file)
+	if want := "saved " + strconv.FormatInt(size.Size(), 10) + " B in "; !strings.HasPrefix(stderr, want) {
+		t.Errorf("save stderr: got %q, want it to start %q", stderr, want)
+	}
+
+	_, stderr, err = cliRun(t, "", "snapshot", "restore", file, "--addr", addr)
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if !summary.MatchString(stderr) || !strings.HasPrefix(stderr, "restored ") {
+		t.Errorf("restore stderr: got %q, want a summary line", stderr)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.snap")
+	os.WriteFile(bad, []byte("garbage"), 0o600)
+	if _, stderr, err = cliRun(t, "", "snapshot", "restore", bad, "--addr", addr); err == nil || stderr != "" {
+		t.Errorf("failed restore: error %v, stderr %q; want an error and no summary", err, stderr)
 	}
 }
