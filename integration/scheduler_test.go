@@ -314,13 +314,23 @@ func TestScheduler_LeaderKillDuringRollout(t *testing.T) {
 
 	spec["env"] = map[string]string{"VERSION": "2"}
 	apply(t, agents[0], spec)
+	leader := waitLeader(t, agents)
+	var old int
 	eventually(t, 60*time.Second, func() error { // the rollout has begun
-		if _, specs := running(t, api); len(specs) < 2 {
+		_, specs := running(t, api)
+		if len(specs) < 2 {
 			return fmt.Errorf("specs %v", specs)
+		}
+		for s, n := range specs {
+			if before[s] > 0 {
+				old = n
+			}
 		}
 		return nil
 	})
-	leader := waitLeader(t, agents)
+	if old < 3 {
+		t.Fatalf("only %d old replicas left when the leader was to be killed: no rollout to interrupt", old)
+	}
 	t.Logf("killing the leader %s in the middle of the rollout", leader.name)
 	leader.kill()
 	var rest []*agent
@@ -329,7 +339,7 @@ func TestScheduler_LeaderKillDuringRollout(t *testing.T) {
 			rest = append(rest, a)
 		}
 	}
-	waitLeader(t, rest)
+	next := waitLeader(t, rest)
 	leader.start() // it restarts, as after a crash, and rejoins
 	eventually(t, 120*time.Second, func() error {
 		ph, specs := running(t, api)
@@ -342,6 +352,9 @@ func TestScheduler_LeaderKillDuringRollout(t *testing.T) {
 	})
 	if rs := allocations(t, rest[0], api); len(rs) != 6 {
 		t.Errorf("%d allocations after the rollout, want 6", len(rs))
+	}
+	if !strings.Contains(readLog(t, next), `msg=plan`) {
+		t.Errorf("the new leader %s committed no plan: someone else finished the rollout", next.name)
 	}
 	cli(t, rest[0], "component", "rm", api)
 	eventually(t, 60*time.Second, func() error {
