@@ -151,9 +151,12 @@ func Compute(components []*Component, hosts []Host, allocs []Allocation, newID f
 			works = append(works, work{c, replace})
 		}
 	}
-	// Second pass: place what is missing.
+	// Second pass: place what is missing. The placers share one buffer, so
+	// memory stays linear in hosts however many components there are.
+	var buf []candidate
 	for _, w := range works {
-		p := newPlacer(w.c, u)
+		p := newPlacer(w.c, u, buf[:0])
+		buf = p.h.items
 		for i := 0; i < w.replace; i++ {
 			host := p.next()
 			if host < 0 {
@@ -288,8 +291,8 @@ type placer struct {
 	reasons map[string][]string // why -> host names
 }
 
-func newPlacer(c *compiled, u *usage) *placer {
-	p := &placer{c: c, u: u, h: candidates{u: u}}
+func newPlacer(c *compiled, u *usage, buf []candidate) *placer {
+	p := &placer{c: c, u: u, h: candidates{u: u, items: buf}}
 	for i := range u.hosts {
 		if why := p.static(i); why != "" {
 			p.drop(why, i)

@@ -291,3 +291,26 @@ func BenchmarkCompute_ScaleDown10kTo5k(b *testing.B) {
 		}
 	}
 }
+
+// Cost as the cluster grows, replicas ten per host: time and memory should
+// grow about linearly in hosts plus allocations.
+func BenchmarkCompute_Size(b *testing.B) {
+	for _, hosts := range []int{100, 1000, 2000, 4000} {
+		b.Run(fmt.Sprintf("hosts=%d/replicas=%d", hosts, 10*hosts), func(b *testing.B) {
+			var hs []Host
+			for i := range hosts {
+				hs = append(hs, host(fmt.Sprintf("h%05d", i)))
+			}
+			var comps []*Component
+			for i := range hosts / 10 {
+				comps = append(comps, comp(fmt.Sprintf("c%04d", i), 100, func(c *Component) { c.Resources = Resources{CPU: 0.1, Memory: 64 << 20} }))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if p := Compute(comps, hs, nil, ids()); len(p.Add) != 10*hosts {
+					b.Fatalf("placed %d", len(p.Add))
+				}
+			}
+		})
+	}
+}
