@@ -85,6 +85,10 @@ func TestAPI_BadInputOverHTTPGetsTypedErrorAndChangesNothing(t *testing.T) {
 		{"txn bad op type", "POST", "/v1/txn", []byte(`{"success":[{"type":"upsert","key":"/a"}]}`), 400, "invalid_argument", "success[0].type"},
 		{"txn bad key", "POST", "/v1/txn", []byte(`{"success":[{"type":"put","key":"a","value":1}]}`), 400, "invalid_argument", "success[0].key"},
 		{"txn put without value", "POST", "/v1/txn", []byte(`{"success":[{"type":"put","key":"/a"}]}`), 400, "invalid_argument", "success[0].value"},
+		{"component without image", "PUT", "/v1/state/components/web", []byte(`{"replicas":1}`), 400, "invalid_argument", "value.image"},
+		{"component bad replicas", "PUT", "/v1/state/components/web", []byte(`{"image":"x","replicas":-1}`), 400, "invalid_argument", "value.replicas"},
+		{"component nested key", "PUT", "/v1/state/components/web/x", []byte(`{"image":"x"}`), 400, "invalid_argument", "key"},
+		{"component in a txn", "POST", "/v1/txn", []byte(`{"success":[{"type":"put","key":"/components/web","value":{"image":"x","restart":"sometimes"}}]}`), 400, "invalid_argument", "success[0].value.restart"},
 		{"lease ttl zero", "POST", "/v1/lease", []byte(`{"ttl":0}`), 400, "invalid_argument", "ttl_seconds"},
 		{"lease bad id", "POST", "/v1/lease/abc/keepalive", nil, 400, "invalid_argument", "id"},
 		{"lease unknown keepalive", "POST", "/v1/lease/424242/keepalive", nil, 404, "not_found", ""},
@@ -115,6 +119,9 @@ func TestAPI_BadInputOverHTTPGetsTypedErrorAndChangesNothing(t *testing.T) {
 	}
 	if len(got) != 1 || got["/cfg/existing"] == nil || got["/cfg/existing"].Version != 1 {
 		t.Fatalf("state after bad input = %v, want only /cfg/existing at version 1", got)
+	}
+	if comps, _, err := listAll(ctxT(t, 10*time.Second), a, "/components/", proto.Consistency_LINEARIZABLE); err != nil || len(comps) != 0 {
+		t.Fatalf("components after bad specs = %v (%v), want none", comps, err)
 	}
 	t.Logf("revision %d -> %d", before, revision(t, a))
 }

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -52,22 +53,39 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// handedOut are the ports freePort has returned: the kernel may offer a
+// port again as soon as it is released, before the agent given it binds
+// it, so a port is never handed out twice in one run.
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[int]bool{}
+)
+
 // freePort returns a port free on 127.0.0.1 for both TCP and UDP (gossip
-// needs both).
+// needs both), and not handed out before in this run. It picks from below
+// Linux's ephemeral range (32768 and up), so that the source port of some
+// outgoing connection cannot take it before the agent binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for range 500 {
+		port := 20000 + rand.IntN(12000)
+		if handedOut[port] {
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		l.Close()
-		if err == nil {
-			u.Close()
-			return port
+		if err != nil {
+			continue
 		}
+		u.Close()
+		handedOut[port] = true
+		return port
 	}
 	t.Fatal("no free port")
 	return 0
