@@ -65,7 +65,10 @@ func (l *leadership) stop() {
 // index is a valid read index (hashicorp/raft has no ReadIndex; Consul does
 // the same barrier before serving consistent reads).
 func (n *Node) leaderLoop(ctx context.Context) {
-	n.log.Info("became leader; applying barrier", "term", n.raft.CurrentTerm())
+	// The term this leadership began in: read before the barrier, so that
+	// leader tasks never see a later term that another member leads.
+	term := n.raft.CurrentTerm()
+	n.log.Info("became leader; applying barrier", "term", term)
 	for {
 		_, err := n.applyLocal(&proto.Command{Cmd: &proto.Command_Barrier{Barrier: &proto.Barrier{Leader: n.cfg.Name}}})
 		if err == nil {
@@ -89,7 +92,7 @@ func (n *Node) leaderLoop(ctx context.Context) {
 		n.lessor.run(ctx)
 	}()
 	defer wg.Wait()
-	n.startTasks(&termWork{ctx: ctx, term: n.raft.CurrentTerm(), wg: &wg})
+	n.startTasks(&termWork{ctx: ctx, term: term, wg: &wg})
 	defer n.startTasks(nil)
 
 	tick := time.NewTicker(n.cfg.ReconcileInterval)

@@ -25,8 +25,11 @@ type ExecutorConfig struct {
 	// PullBackoff is the first wait before pulling an image that failed to
 	// pull again; it doubles up to MaxPullBackoff. Defaults 5s and 5m.
 	PullBackoff, MaxPullBackoff time.Duration
-	Logger                      *slog.Logger
-	Now                         func() time.Time
+	// PullTimeout bounds one pull (default 5m): a host pulls one image at a
+	// time, and converges nothing else meanwhile.
+	PullTimeout time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Executor converges one host's containers with the allocations placed on
@@ -64,6 +67,9 @@ func NewExecutor(st StateAPI, ev Events, rt Runtime, cfg ExecutorConfig) *Execut
 	}
 	if cfg.MaxPullBackoff <= 0 {
 		cfg.MaxPullBackoff = 5 * time.Minute
+	}
+	if cfg.PullTimeout <= 0 {
+		cfg.PullTimeout = 5 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -124,6 +130,7 @@ func (e *Executor) Converge(ctx context.Context) error {
 	}
 	var errs []error
 	byAlloc := map[string]Container{}
+	stuck := map[string]bool{} // allocations whose orphan could not be removed
 	for _, c := range containers {
 		id := c.Labels[LabelAlloc]
 		r := mine[id]
@@ -134,9 +141,7 @@ func (e *Executor) Converge(ctx context.Context) error {
 			e.log.Info("removing container", "container", short(c.ID), "alloc", id, "component", c.Labels[LabelComponent])
 			if err := e.rt.Remove(ctx, c.ID); err != nil {
 				errs = append(errs, err)
-			}
-			if r == nil {
-				errs = append(errs, e.dropStatus(ctx, c.Labels[LabelComponent], id, statuses))
+				stuck[id] = true
 			}
 			continue
 		}
@@ -149,13 +154,11 @@ func (e *Executor) Converge(ctx context.Context) error {
 		}
 		errs = append(errs, e.report(ctx, r, revs[id], st))
 	}
-	// Statuses of this host whose allocation is gone and whose container
+	// Statuses of this host whose allocation is gone, once its container
 	// is gone too.
 	for id, s := range statuses {
-		if mine[id] == nil {
-			if _, running := byAlloc[id]; !running {
-				errs = append(errs, e.dropStatus(ctx, s.Component, id, statuses))
-			}
+		if mine[id] == nil && !stuck[id] {
+			errs = append(errs, e.dropStatus(ctx, s.Component, id, statuses))
 		}
 	}
 	return errors.Join(errs...)
@@ -220,7 +223,9 @@ func (e *Executor) ensureImage(ctx context.Context, image string) error {
 	if f != nil && now.Before(f.until) {
 		return f.err
 	}
-	err := e.rt.EnsureImage(ctx, image)
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.PullTimeout)
+	err := e.rt.EnsureImage(pctx, image)
+	cancel()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err == nil {

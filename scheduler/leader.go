@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dux-io/dux/cluster"
@@ -91,12 +93,18 @@ func NewAllocID() string {
 // errDeposed: a later leader holds the guard key.
 var errDeposed = errors.New("scheduler: a later leader holds the guard key")
 
+// errGuardLost: the guard key no longer holds this leader's value: a later
+// leader took it, or a restore or a hand put it back; claim it again.
+var errGuardLost = errors.New("scheduler: the guard key changed")
+
 // errConflict: the state changed between the read and the commit.
 var errConflict = errors.New("scheduler: the state changed under the plan")
 
 // Run is the loop for one term; it returns when ctx ends or a later leader
 // has taken over.
 func (l *Leader) Run(ctx context.Context, term uint64) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the watch too
 	guard, err := l.claim(ctx, term)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -105,16 +113,22 @@ func (l *Leader) Run(ctx context.Context, term uint64) {
 		return
 	}
 	l.log.Info("scheduling", "term", term)
-	changes := watch(ctx, l.ev, l.log, ComponentsPrefix, cluster.HostsPrefix, AllocationsPrefix, "/status/")
+	changes := watch(ctx, l.ev, l.log, ComponentsPrefix, cluster.HostsPrefix, AllocationsPrefix, "/status/", GuardKey)
 	tick := time.NewTicker(l.cfg.Interval)
 	defer tick.Stop()
 	backoff := time.Duration(0)
 	for {
 		err := l.pass(ctx, guard)
+		if errors.Is(err, errGuardLost) {
+			if guard, err = l.claim(ctx, term); err != nil {
+				if ctx.Err() == nil {
+					l.log.Info("scheduler stopped: a later leader took over", "term", term)
+				}
+				return
+			}
+			err = errConflict // plan again at once
+		}
 		switch {
-		case errors.Is(err, errDeposed):
-			l.log.Info("scheduler stopped: a later leader took over", "term", term)
-			return
 		case errors.Is(err, errConflict):
 			backoff = 50 * time.Millisecond // plan again at once, from the new state
 		case err != nil:
@@ -146,34 +160,50 @@ func (l *Leader) Run(ctx context.Context, term uint64) {
 	}
 }
 
-// guardValue orders by term as bytes: a JSON string (values are JSON) of
-// a zero-padded term, then the name.
+// guardValue is what a leader writes into the guard key: a JSON string of
+// its term, zero-padded, and its name.
 func guardValue(term uint64, name string) []byte {
 	v, _ := json.Marshal(fmt.Sprintf("%020d %s", term, name))
 	return v
 }
 
-// claim writes this term into the guard key unless a later term holds it,
-// and returns the value written.
+// guardTerm reads the term out of a guard value; a value that is not one
+// (written by hand, say) counts as term 0, so any leader may take it.
+func guardTerm(v []byte) uint64 {
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return 0
+	}
+	num, _, _ := strings.Cut(s, " ")
+	term, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return term
+}
+
+// claim writes this term into the guard key unless it holds the same or a
+// later term, and returns the value written. It is a compare-and-set on
+// the key's mod revision, so of two leaders claiming at once one wins and
+// the other looks again.
 func (l *Leader) claim(ctx context.Context, term uint64) ([]byte, error) {
 	mine := guardValue(term, l.cfg.Name)
 	for {
+		var modRev uint64
 		kv, _, err := l.st.Store().Get(GuardKey)
-		var cmp *proto.Compare
 		switch {
 		case errors.Is(err, fsm.ErrNotFound):
-			cmp = &proto.Compare{Key: GuardKey, Target: proto.Compare_CREATE_REVISION, Op: proto.Compare_EQUAL, Number: 0}
 		case err != nil:
 			return nil, err
 		case bytes.Equal(kv.Value, mine):
 			return mine, nil
-		case bytes.Compare(kv.Value, mine) > 0:
+		case guardTerm(kv.Value) >= term:
 			return nil, errDeposed
 		default:
-			cmp = &proto.Compare{Key: GuardKey, Target: proto.Compare_VALUE, Op: proto.Compare_LESS, Value: mine}
+			modRev = kv.ModRevision
 		}
 		resp, err := l.st.Txn(ctx, &proto.TxnRequest{
-			Compares: []*proto.Compare{cmp},
+			Compares: []*proto.Compare{{Key: GuardKey, Target: proto.Compare_MOD_REVISION, Op: proto.Compare_EQUAL, Number: modRev}},
 			Success:  []*proto.Op{{Type: proto.Op_PUT, Key: GuardKey, Value: mine}},
 			Origin:   LeaderOrigin,
 		})
@@ -196,8 +226,8 @@ func (l *Leader) claim(ctx context.Context, term uint64) ([]byte, error) {
 func (l *Leader) pass(ctx context.Context, guard []byte) error {
 	view, rev := l.st.Store().View()
 	snap := readSnapshot(view, rev, l.cfg.Now())
-	if !bytes.Equal(snap.guard, guard) {
-		return errDeposed
+	if snap.guard == nil || !bytes.Equal(snap.guard.Value, guard) {
+		return errGuardLost
 	}
 	plan := Compute(snap.components, snap.hosts, snap.allocs, l.cfg.NewID)
 	var b batcher
@@ -237,7 +267,7 @@ func (l *Leader) pass(ctx context.Context, guard []byte) error {
 		}
 		if !resp.Succeeded {
 			if kv, _, err := l.st.Store().Get(GuardKey); err != nil || !bytes.Equal(kv.Value, guard) {
-				return errDeposed
+				return errGuardLost
 			}
 			return errConflict
 		}

@@ -278,20 +278,18 @@ func TestLeader_Fencing(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.component(`{"name":"web","image":"app:1","replicas":2}`)
-	if err := l1.pass(w.ctx, g1); !errors.Is(err, errDeposed) {
-		t.Fatalf("deposed pass: %v, want errDeposed", err)
+	if err := l1.pass(w.ctx, g1); !errors.Is(err, errGuardLost) {
+		t.Fatalf("deposed pass: %v, want errGuardLost", err)
 	}
 	if n := len(w.st.allocs()); n != 0 {
 		t.Fatalf("a deposed leader placed %d allocations", n)
 	}
-	// Even with a stale read of the guard, its transaction fails.
 	before := w.st.txns
-	snapGuard := g1
-	view, rev := w.st.store.View()
-	snap := readSnapshot(view, rev, w.now.Now())
-	snap.guard = snapGuard
 	if _, err := l1.claim(w.ctx, 5); !errors.Is(err, errDeposed) {
 		t.Fatalf("claim of an older term: %v, want errDeposed", err)
+	}
+	if _, err := l1.claim(w.ctx, 6); !errors.Is(err, errDeposed) {
+		t.Fatalf("claim of the same term by another member: %v, want errDeposed", err)
 	}
 	if w.st.txns != before {
 		t.Fatalf("an older term wrote %d transactions", w.st.txns-before)
@@ -300,6 +298,29 @@ func TestLeader_Fencing(t *testing.T) {
 	defer cancel()
 	w.leader(7, ctx)
 	waitFor(t, "new leader places", func() bool { return len(w.st.allocs()) == 2 })
+}
+
+// The guard key put back by a restore, deleted or overwritten by hand does
+// not stop the leader: it claims the key again and goes on.
+func TestLeader_ReclaimsALostGuard(t *testing.T) {
+	w := newWorld(t, "h1", "h2")
+	w.leader(3, w.ctx)
+	w.executors("h1", "h2")
+	w.component(`{"name":"web","image":"app:1","replicas":1}`)
+	w.waitRunning("web", 1, "")
+	w.st.del(GuardKey)
+	w.component(`{"name":"web","image":"app:1","replicas":2}`)
+	w.waitRunning("web", 2, "")
+	w.st.put(GuardKey, `"garbage"`)
+	w.component(`{"name":"web","image":"app:1","replicas":3}`)
+	w.waitRunning("web", 3, "")
+	w.st.put(GuardKey, guardValue(1, "old"))
+	w.component(`{"name":"web","image":"app:1","replicas":1}`)
+	w.waitRunning("web", 1, "")
+	kv, _, err := w.st.store.Get(GuardKey)
+	if err != nil || guardTerm(kv.Value) != 3 {
+		t.Fatalf("guard %v %v, want term 3", kv, err)
+	}
 }
 
 func TestCheckValue(t *testing.T) {

@@ -35,6 +35,12 @@ type Allocation struct {
 	// Running is whether the host's executor reports it running; the
 	// planner replaces outdated replicas only while the new ones run.
 	Running bool `json:"-"`
+	// Runs is the spec the replica was placed with, when known: what an
+	// outdated replica takes of its host (resources, host ports) is its
+	// own, not what the component asks now.
+	Runs *Component `json:"-"`
+
+	away bool // on a host that is not alive (set by the planner)
 }
 
 // Plan is what the planner decided.
@@ -70,7 +76,12 @@ func newUsage(hosts []Host) *usage {
 }
 
 // take records one replica of c on host i.
-func (u *usage) take(c *compiled, i int) {
+func (u *usage) take(c *compiled, i int) { u.takeAs(c.Name, c, i) }
+
+// takeAs records one replica of component name on host i, taking what
+// spec r asks.
+func (u *usage) takeAs(name string, r *compiled, i int) {
+	c := r
 	u.res[i].CPU += c.Resources.CPU
 	u.res[i].Memory += c.Resources.Memory
 	for _, p := range c.portKeys {
@@ -80,10 +91,10 @@ func (u *usage) take(c *compiled, i int) {
 		u.ports[i][p] = true
 	}
 	u.count[i]++
-	if u.per[c.Name] == nil {
-		u.per[c.Name] = map[int]int{}
+	if u.per[name] == nil {
+		u.per[name] = map[int]int{}
 	}
-	u.per[c.Name][i]++
+	u.per[name][i]++
 }
 
 // compiled is a component with what placement asks of it over and over
@@ -142,10 +153,21 @@ func Compute(components []*Component, hosts []Host, allocs []Allocation, newID f
 		c := byName[name]
 		keep, stop, replace := c.keep(mine[name], u)
 		plan.Stop = append(plan.Stop, stop...)
+		runs := map[string]*compiled{c.hash: c}
 		for _, a := range keep {
-			if i, ok := u.index[a.Host]; ok {
-				u.take(c, i)
+			i, ok := u.index[a.Host]
+			if !ok {
+				continue
 			}
+			r := runs[a.Spec]
+			if r == nil && a.Runs != nil {
+				r = compile(a.Runs)
+				runs[a.Spec] = r
+			}
+			if r == nil {
+				r = c // what it runs is unknown: charge the current spec
+			}
+			u.takeAs(c.Name, r, i)
 		}
 		if replace > 0 {
 			works = append(works, work{c, replace})
@@ -172,6 +194,13 @@ func Compute(components []*Component, hosts []Host, allocs []Allocation, newID f
 
 // keep decides which of a component's allocations stay and which stop, and
 // how many replicas must be placed anew.
+//
+// A rollout keeps at most max_unavailable replicas down at once: a replica
+// is down when it is missing (not placed, or stopped and not yet placed
+// again), not running, or on a host that is not alive. Outdated replicas
+// that are down anyway are replaced first and for free; a running one is
+// stopped only while fewer than max_unavailable are down, so a new spec
+// that cannot be placed or does not run costs at most max_unavailable.
 func (c *compiled) keep(as []Allocation, u *usage) (keep, stop []Allocation, replace int) {
 	as = slices.Clone(as)
 	slices.SortFunc(as, func(a, b Allocation) int { return cmp.Compare(a.ID, b.ID) })
@@ -182,6 +211,10 @@ func (c *compiled) keep(as []Allocation, u *usage) (keep, stop []Allocation, rep
 			h := u.hosts[i]
 			lost = h.Status == "left" ||
 				(h.Status == "failed" && h.FailedFor >= time.Duration(c.RescheduleAfter))
+			if h.Status != "alive" {
+				a.Running = false // what it last reported is stale
+				a.away = true
+			}
 		}
 		switch {
 		case lost && !c.Paused:
@@ -195,30 +228,68 @@ func (c *compiled) keep(as []Allocation, u *usage) (keep, stop []Allocation, rep
 	if c.Paused {
 		return append(current, outdated...), stop, 0
 	}
-	// Scale down: outdated replicas go first, then those on the most
-	// crowded hosts.
+	// Scale down: outdated replicas go first, those down before those
+	// running; then current ones down; then those on the most crowded
+	// hosts.
 	if n := len(current) + len(outdated) - c.Replicas; n > 0 {
-		k := min(n, len(outdated))
-		stop = append(stop, outdated[len(outdated)-k:]...)
-		outdated = outdated[:len(outdated)-k]
 		var gone []Allocation
-		current, gone = thin(current, n-k)
+		outdated, gone = takeDown(outdated, n, true)
+		stop = append(stop, gone...)
+		n -= len(gone)
+		current, gone = takeDown(current, n, false)
+		stop = append(stop, gone...)
+		n -= len(gone)
+		current, gone = thin(current, n)
 		stop = append(stop, gone...)
 	}
-	// Roll out: replace outdated replicas while no more than
-	// max_unavailable are down (new ones not yet running count).
-	starting := 0
+	// Roll out.
+	down := max(c.Replicas-len(current)-len(outdated), 0)
 	for _, a := range current {
 		if !a.Running {
-			starting++
+			down++
 		}
 	}
-	budget := max(c.Update.MaxUnavailable-starting, 0)
-	k := min(budget, len(outdated))
-	stop = append(stop, outdated[:k]...)
-	outdated = outdated[k:]
-	keep = append(current, outdated...)
+	var running, away []Allocation
+	for _, a := range outdated {
+		switch {
+		case a.away: // its host keeps it until it is rescheduled
+			away = append(away, a)
+			down++
+		case a.Running:
+			running = append(running, a)
+		default:
+			stop = append(stop, a) // down already: replacing it costs nothing
+			down++
+		}
+	}
+	k := min(max(c.Update.MaxUnavailable-down, 0), len(running))
+	stop = append(stop, running[:k]...)
+	keep = append(append(current, running[k:]...), away...)
 	return keep, stop, c.Replicas - len(keep)
+}
+
+// takeDown removes up to n allocations, those not running first, the last
+// by ID first; running ones only if withRunning is set. It returns those
+// left and those removed.
+func takeDown(as []Allocation, n int, withRunning bool) (left, gone []Allocation) {
+	picked := map[int]bool{}
+	for pass := 0; pass < 2 && len(gone) < n; pass++ {
+		if pass == 1 && !withRunning {
+			break
+		}
+		for i := len(as) - 1; i >= 0 && len(gone) < n; i-- {
+			if !picked[i] && (pass == 1 || !as[i].Running) {
+				picked[i] = true
+				gone = append(gone, as[i])
+			}
+		}
+	}
+	for i, a := range as {
+		if !picked[i] {
+			left = append(left, a)
+		}
+	}
+	return left, gone
 }
 
 // thin removes n allocations, each time one on the host holding the most
@@ -380,10 +451,10 @@ func (p *placer) static(i int) string {
 func (p *placer) fits(i int) string {
 	c, h, used := p.c, p.u.hosts[i], p.u.res[i]
 	if c.Resources.CPU > 0 && used.CPU+c.Resources.CPU > h.Capacity.CPU+1e-9 {
-		return fmt.Sprintf("not enough CPU (needs %g, %g free)", c.Resources.CPU, max(h.Capacity.CPU-used.CPU, 0))
+		return fmt.Sprintf("not enough CPU free (needs %g)", c.Resources.CPU)
 	}
 	if c.Resources.Memory > 0 && used.Memory+c.Resources.Memory > h.Capacity.Memory {
-		return fmt.Sprintf("not enough memory (needs %d, %d free)", c.Resources.Memory, h.Capacity.Memory-min(used.Memory, h.Capacity.Memory))
+		return fmt.Sprintf("not enough memory free (needs %d bytes)", c.Resources.Memory)
 	}
 	for _, k := range c.portKeys {
 		if p.u.ports[i][k] {

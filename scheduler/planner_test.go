@@ -314,3 +314,101 @@ func BenchmarkCompute_Size(b *testing.B) {
 		})
 	}
 }
+
+// apply returns the allocations after a plan, with those added marked
+// running or not.
+func applyPlan(allocs []Allocation, p Plan, addedRunning bool) []Allocation {
+	stopped := map[string]bool{}
+	for _, a := range p.Stop {
+		stopped[a.ID] = true
+	}
+	var out []Allocation
+	for _, a := range allocs {
+		if !stopped[a.ID] {
+			out = append(out, a)
+		}
+	}
+	for _, a := range p.Add {
+		a.Running = addedRunning
+		out = append(out, a)
+	}
+	return out
+}
+
+// Rule: a rollout to a spec that cannot be placed costs at most
+// max_unavailable replicas, however many passes run.
+func TestCompute_RolloutThatCannotBePlacedStops(t *testing.T) {
+	old := comp("web", 3)
+	hosts := []Host{host("h1"), host("h2"), host("h3")}
+	cur := []Allocation{alloc("x1", "web", "h1", old), alloc("x2", "web", "h2", old), alloc("x3", "web", "h3", old)}
+	huge := comp("web", 3, func(c *Component) { c.Resources = Resources{CPU: 64} })
+	for pass := range 5 {
+		p := Compute([]*Component{huge}, hosts, cur, ids())
+		cur = applyPlan(cur, p, false)
+		if pass == 0 && len(p.Unplaced["web"]) == 0 {
+			t.Fatalf("pass %d: no explanation for the unplaced replica", pass)
+		}
+	}
+	if len(cur) != 2 {
+		t.Fatalf("after 5 passes %d replicas remain, want 2 (max_unavailable 1)", len(cur))
+	}
+}
+
+// Rule: an outdated replica takes what its own spec asks of its host, not
+// what the component asks now.
+func TestCompute_OutdatedReplicaChargesItsOwnSpec(t *testing.T) {
+	big := comp("a", 2, func(c *Component) { c.Resources = Resources{CPU: 3} })
+	small := comp("a", 2, func(c *Component) { c.Resources = Resources{CPU: 1} })
+	h1 := host("h1")
+	cur := []Allocation{
+		{ID: "x1", Component: "a", Host: "h1", Spec: small.Hash(), Running: false},
+		{ID: "x2", Component: "a", Host: "h1", Spec: big.Hash(), Running: true, Runs: big},
+	}
+	other := comp("b", 1, func(c *Component) { c.Resources = Resources{CPU: 1} })
+	p := Compute([]*Component{small, other}, []Host{h1}, cur, ids())
+	if len(p.Stop) != 0 {
+		t.Fatalf("stopped %v while a new replica is still starting", p.Stop)
+	}
+	if len(p.Add) != 0 || !strings.Contains(strings.Join(p.Unplaced["b"], ";"), "not enough CPU") {
+		t.Fatalf("b placed on a host whose 4 CPUs the old replica (3) and the new one (1) take: %+v", p)
+	}
+}
+
+// Rule: scale down stops replicas that are down before those that run.
+func TestCompute_ScaleDownStopsReplicasThatAreDownFirst(t *testing.T) {
+	web := comp("web", 3)
+	hosts := []Host{host("h1"), host("h2"), host("h3")}
+	cur := []Allocation{alloc("x1", "web", "h1", web), alloc("x2", "web", "h2", web), alloc("x3", "web", "h3", web)}
+	cur[0].Running = false
+	p := Compute([]*Component{comp("web", 2)}, hosts, cur, ids())
+	if len(p.Stop) != 1 || p.Stop[0].ID != "x1" {
+		t.Fatalf("stopped %v, want x1 (not running)", p.Stop)
+	}
+}
+
+// Rule: changing constraints replaces the replicas, so none stays on a
+// host that no longer meets them.
+func TestCompute_ConstraintChangeMovesReplicas(t *testing.T) {
+	web := comp("web", 1)
+	hosts := []Host{host("h1", func(h *Host) { h.Labels = map[string]string{"zone": "a"} }),
+		host("h2", func(h *Host) { h.Labels = map[string]string{"zone": "b"} })}
+	cur := []Allocation{alloc("x1", "web", "h1", web)}
+	inB := comp("web", 1, func(c *Component) { c.Constraints = []Constraint{{Label: "zone", Op: "=", Value: "b"}} })
+	p := Compute([]*Component{inB}, hosts, cur, ids())
+	if len(p.Stop) != 1 || len(p.Add) != 1 || p.Add[0].Host != "h2" {
+		t.Fatalf("plan %+v, want x1 replaced on h2", p)
+	}
+}
+
+// Rule: a replica on a host that is not alive does not count as running,
+// so a rollout does not take down another one meanwhile; and the host
+// keeps it until it is rescheduled.
+func TestCompute_ReplicaOnSuspectHostCountsAsDown(t *testing.T) {
+	old := comp("web", 3)
+	hosts := []Host{host("h1", func(h *Host) { h.Status = "suspect" }), host("h2"), host("h3")}
+	cur := []Allocation{alloc("x1", "web", "h1", old), alloc("x2", "web", "h2", old), alloc("x3", "web", "h3", old)}
+	next := comp("web", 3, func(c *Component) { c.Image = "img:v2" })
+	if p := Compute([]*Component{next}, hosts, cur, ids()); !p.Empty() {
+		t.Fatalf("plan %+v, want nothing while a replica is down on a suspect host", p)
+	}
+}

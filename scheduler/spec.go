@@ -194,19 +194,22 @@ func (c *Component) Validate() error {
 	return nil
 }
 
-// Hash identifies what a replica runs: a change of it is a rollout.
-// Replicas, strategy, pause and the reschedule delay are not part of it.
+// Hash identifies what a replica runs and where it may run: a change of it
+// is a rollout, which also moves replicas off hosts that no longer meet
+// changed constraints. Replicas, strategy, pause and the reschedule delay
+// are not part of it.
 func (c *Component) Hash() string {
 	run := struct {
-		Image     string            `json:"i"`
-		Command   []string          `json:"c"`
-		Args      []string          `json:"a"`
-		Env       map[string]string `json:"e"`
-		Ports     []Port            `json:"p"`
-		Labels    map[string]string `json:"l"`
-		Resources Resources         `json:"r"`
-		Restart   string            `json:"s"`
-	}{c.Image, c.Command, c.Args, c.Env, c.Ports, c.Labels, c.Resources, c.Restart}
+		Image       string            `json:"i"`
+		Command     []string          `json:"c"`
+		Args        []string          `json:"a"`
+		Env         map[string]string `json:"e"`
+		Ports       []Port            `json:"p"`
+		Labels      map[string]string `json:"l"`
+		Resources   Resources         `json:"r"`
+		Restart     string            `json:"s"`
+		Constraints []Constraint      `json:"k,omitempty"`
+	}{c.Image, c.Command, c.Args, c.Env, c.Ports, c.Labels, c.Resources, c.Restart, c.Constraints}
 	b, _ := json.Marshal(run) // maps marshal in key order
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])

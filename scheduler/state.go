@@ -133,7 +133,7 @@ type snapshot struct {
 	records    map[string]*proto.KeyValue // allocation id -> its key-value
 	statuses   map[string]AllocStatus     // allocation id -> status
 	compStatus map[string][]byte          // component -> current status value
-	guard      []byte
+	guard      *proto.KeyValue            // nil when absent
 }
 
 // lister is what a snapshot is read from: an fsm.View.
@@ -200,14 +200,14 @@ func readSnapshot(v lister, rev uint64, now time.Time) *snapshot {
 		st, ok := s.statuses[r.ID]
 		s.records[r.ID] = kv
 		s.allocs = append(s.allocs, Allocation{ID: r.ID, Component: r.Component, Host: r.Host, Spec: r.Spec,
-			Running: ok && st.State == StateRunning && st.Spec == r.Spec})
+			Running: ok && st.State == StateRunning && st.Spec == r.Spec, Runs: r.Run})
 	}
 	for _, kv := range listAll(v, ComponentStatusPrefix) {
 		s.compStatus[strings.TrimPrefix(kv.Key, ComponentStatusPrefix)] = kv.Value
 	}
 	for _, kv := range listAll(v, GuardKey) {
 		if kv.Key == GuardKey {
-			s.guard = kv.Value
+			s.guard = kv
 		}
 	}
 	return s

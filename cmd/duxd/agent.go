@@ -176,17 +176,18 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	store.SetHook(hub.Applied)
 	store.SetRestoreHook(hub.Restored)
 	cfg.CheckValue = scheduler.CheckValue
+	rt := f.docker(logger)
+	cfg.DockerCheck = func() bool { return rt != nil }
 	node, err := cluster.New(cfg, store)
 	if err != nil {
+		if rt != nil {
+			rt.Close()
+		}
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stopScheduler, err := startScheduler(ctx, f, node, hub, logger)
-	if err != nil {
-		node.Shutdown()
-		return err
-	}
+	stopScheduler := startScheduler(ctx, f, node, hub, rt, logger)
 
 	api := rpc.Config{Backend: node, Dispatcher: hub, RegisterInternal: node.RegisterInternal, MaxValueBytes: cfg.MaxValueBytes, Logger: logger}
 	withMetrics, err := setupMetrics(&api, node, hub, logger)
@@ -226,20 +227,38 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	return shutdown(node, grpcSrv, httpSrv, serveErr)
 }
 
-// startScheduler registers the scheduler's leader loop and, where Docker
-// answers, starts this host's executor. The function it returns stops the
-// executor.
-func startScheduler(ctx context.Context, f *agentFlags, node *cluster.Node, hub *dispatch.Hub, logger *slog.Logger) (func(), error) {
-	sc := f.sched
-	sc.Name, sc.Logger = node.Name(), logger
-	node.RunWhileLeader("scheduler", scheduler.NewLeader(node, hub, sc).Run)
-	if f.noDocker || !dockerAnswers() {
-		logger.Info("no Docker engine: this host runs no containers")
-		return func() {}, nil
+// docker connects to this host's Docker Engine (DOCKER_HOST, or the
+// default socket) unless --no-docker, and returns nil when none answers.
+// It is asked once, at start: what the host advertises and whether it runs
+// an executor agree.
+func (f *agentFlags) docker(logger *slog.Logger) *scheduler.DockerRuntime {
+	if f.noDocker {
+		return nil
 	}
 	rt, err := scheduler.NewDockerRuntime()
 	if err != nil {
-		return nil, err
+		logger.Info("no Docker engine: this host runs no containers", "error", err)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rt.Ping(ctx); err != nil {
+		logger.Info("no Docker engine: this host runs no containers", "error", err)
+		rt.Close()
+		return nil
+	}
+	return rt
+}
+
+// startScheduler registers the scheduler's leader loop and, given a
+// Docker runtime, starts this host's executor. The function it returns
+// stops the executor.
+func startScheduler(ctx context.Context, f *agentFlags, node *cluster.Node, hub *dispatch.Hub, rt *scheduler.DockerRuntime, logger *slog.Logger) func() {
+	sc := f.sched
+	sc.Name, sc.Logger = node.Name(), logger
+	node.RunWhileLeader("scheduler", scheduler.NewLeader(node, hub, sc).Run)
+	if rt == nil {
+		return func() {}
 	}
 	ec := f.exec
 	ec.Host, ec.Logger = node.Name(), logger
@@ -249,7 +268,7 @@ func startScheduler(ctx context.Context, f *agentFlags, node *cluster.Node, hub 
 		defer close(done)
 		scheduler.NewExecutor(node, hub, rt, ec).Run(ctx)
 	}()
-	return func() { cancel(); <-done; rt.Close() }, nil
+	return func() { cancel(); <-done; rt.Close() }
 }
 
 // withPprof serves Go's profiler under /debug/pprof/ beside h.

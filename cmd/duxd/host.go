@@ -2,16 +2,12 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dux-io/dux/cluster"
 )
@@ -49,9 +45,6 @@ func (f *agentFlags) host(cfg *cluster.Config) error {
 			return fmt.Errorf("--encrypt: key is %d bytes; want 16, 24 or 32 (duxd keygen makes one)", n)
 		}
 		cfg.EncryptKey = key
-	}
-	if !f.noDocker {
-		cfg.DockerCheck = dockerAnswers
 	}
 	return nil
 }
@@ -93,30 +86,4 @@ func detectMemory() uint64 {
 		}
 	}
 	return 0
-}
-
-// dockerSocket is the Docker Engine's Unix socket, from DOCKER_HOST if it
-// names one.
-func dockerSocket() string {
-	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
-		return strings.TrimPrefix(h, "unix://")
-	}
-	return "/var/run/docker.sock"
-}
-
-// dockerAnswers reports whether the Docker Engine answers a ping.
-func dockerAnswers() bool {
-	sock := dockerSocket()
-	c := &http.Client{
-		Timeout: time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}},
-	}
-	resp, err := c.Get("http://docker/_ping")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
