@@ -300,6 +300,8 @@ func statusOps(snap *snapshot, plan Plan) []*proto.Op {
 			s.Outdated++
 		case a.Running:
 			s.Running++
+		case snap.statuses[a.ID].State == StateFailed:
+			s.Failed++
 		}
 	}
 	var ops []*proto.Op

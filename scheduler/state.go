@@ -93,7 +93,10 @@ type ComponentStatus struct {
 	Placed   int    `json:"placed"`
 	Running  int    `json:"running"`
 	Outdated int    `json:"outdated,omitempty"`
-	Paused   bool   `json:"paused,omitempty"`
+	// Failed counts the replicas whose executor reports them failed (an
+	// image that cannot be pulled, say): see their /status/allocations.
+	Failed int  `json:"failed,omitempty"`
+	Paused bool `json:"paused,omitempty"`
 	// Unplaced explains the replicas that could not be placed.
 	Unplaced []string `json:"unplaced,omitempty"`
 	// Error is set when the spec stored at /components/<name> is invalid.

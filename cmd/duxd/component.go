@@ -160,6 +160,9 @@ func newComponentLsCmd() *cobra.Command {
 					if s.Paused {
 						parts = append(parts, "paused")
 					}
+					if s.Failed > 0 {
+						parts = append(parts, fmt.Sprintf("%d failed (duxd alloc ls says why)", s.Failed))
+					}
 					if s.Outdated > 0 {
 						parts = append(parts, fmt.Sprintf("rolling out (%d outdated)", s.Outdated))
 					}
