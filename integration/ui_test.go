@@ -561,6 +561,7 @@ func uiComponents(t *testing.T, b *browser, api uiAPI) {
 	b.waitVisible(`#components tr[data-component="web"]`)
 	b.waitText(`#components tr[data-component="web"]`, "nginx:1.27")
 	b.waitText(`#components tr[data-component="web"]`, "1 / 2")
+	b.waitText(`#components tr[data-component="web"]`, "paused")
 	b.waitText(`#components [data-alloc="x"]`, "running")
 	b.waitText(`#components [data-alloc="y"]`, "pending")
 	b.waitText(`#components [data-alloc="z"]`, "failed")

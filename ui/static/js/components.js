@@ -142,10 +142,15 @@ export class ComponentsView {
     const running = num(status.running) ?? c.allocs.filter((a) => a.state === "running").length;
     const unplaced = Array.isArray(status.unplaced) ? status.unplaced.map(str).filter(Boolean) : [];
     const cells = [
-      h("div", { class: "name-cell" }, h("strong", {}, c.name), !c.spec && badge("no spec", "warn")),
+      h("div", { class: "name-cell" }, h("strong", {}, c.name), !c.spec && badge("no spec", "warn"),
+        (spec.paused === true || status.paused === true) && badge("paused", "neutral"),
+        num(status.outdated) > 0 && badge(`rolling out: ${num(status.outdated)} outdated`, "warn"),
+        str(status.error) && badge("invalid spec", "bad")),
       str(spec.image) ? h("code", { class: "image" }, str(spec.image)) : h("span", { class: "muted" }, "–"),
       this.replicas(running, desired),
-      h("div", {}, this.hosts(c.allocs), unplaced.length > 0 && h("p", { class: "unplaced" }, `Unplaced: ${unplaced.join("; ")}`)),
+      h("div", {}, this.hosts(c.allocs),
+        unplaced.length > 0 && h("p", { class: "unplaced" }, `Unplaced: ${unplaced.join("; ")}`),
+        str(status.error) && h("p", { class: "unplaced" }, `Invalid spec: ${str(status.error)}`)),
     ];
     return h("tr", { dataset: { component: c.name } }, cells.map((cell, i) => h("td", { dataset: { label: head[i] } }, cell)));
   }
