@@ -349,3 +349,43 @@ func TestStore_TxnPutLeaseAttaches(t *testing.T) {
 		t.Errorf("keys = %q, want [/b]", got)
 	}
 }
+
+// Rule: Apply runs a branch that writes a key twice as it always has (the
+// later write wins; each write bumps the version and emits an event at the
+// same revision). Such a transaction is refused before it is proposed
+// (cluster's checkTxn), but an entry already in the log from an older version
+// must apply the same way on every member and on every replay.
+func TestStore_TxnDuplicateWritesApplyAsBefore(t *testing.T) {
+	h := newHarness(t)
+	h.put("/a", `0`)   // 1
+	h.put("/p/x", `0`) // 2
+	var events []fsm.Event
+	h.s.SetHook(func(_ uint64, ev []fsm.Event, _ fsm.ReadView) { events = ev })
+	resp := h.mustApply(txnCmd(&proto.TxnRequest{Success: []*proto.Op{
+		{Type: proto.Op_PUT, Key: "/a", Value: []byte(`1`)},
+		{Type: proto.Op_PUT, Key: "/a", Value: []byte(`2`)},
+		{Type: proto.Op_DELETE, Key: "/p/", Prefix: true},
+		{Type: proto.Op_PUT, Key: "/p/x", Value: []byte(`3`)},
+		{Type: proto.Op_DELETE, Key: "/b"},
+		{Type: proto.Op_DELETE, Key: "/b"},
+	}})).GetTxn()
+	const rev = 3
+	if !resp.Succeeded || resp.Revision != rev {
+		t.Fatalf("TxnResponse succeeded %v, revision %d; want true, %d", resp.Succeeded, resp.Revision, rev)
+	}
+	wantA := &proto.KeyValue{Key: "/a", Value: []byte(`2`), CreateRevision: 1, ModRevision: rev, Version: 3}
+	if got := h.get("/a"); !kvEqual(got, wantA) {
+		t.Errorf("/a = %v, want %v", got, wantA)
+	}
+	wantX := &proto.KeyValue{Key: "/p/x", Value: []byte(`3`), CreateRevision: rev, ModRevision: rev, Version: 1}
+	if got := h.get("/p/x"); !kvEqual(got, wantX) {
+		t.Errorf("/p/x = %v, want %v", got, wantX)
+	}
+	var got []string
+	for _, ev := range events {
+		got = append(got, ev.Type.String()+" "+ev.KV.Key)
+	}
+	if want := []string{"put /a", "put /a", "delete /p/x", "put /p/x"}; !equalStrings(got, want) {
+		t.Errorf("events = %q, want %q", got, want)
+	}
+}
