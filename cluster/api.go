@@ -241,7 +241,7 @@ func checkOrigin(origin string) error {
 }
 
 // checkTxn validates a transaction before it is proposed. Its rules beyond
-// those Apply enforces (value JSON and size, origin, op counts, no key
+// those Apply enforces (value JSON and size, origin, op counts, limits, no key
 // written twice in a branch) are checked here only: Apply must keep applying
 // entries that an older version let into the log exactly as it always has.
 func (n *Node) checkTxn(req *proto.TxnRequest) error {
@@ -266,6 +266,11 @@ func (n *Node) checkTxn(req *proto.TxnRequest) error {
 			field := fmt.Sprintf("%s[%d]", b.name, i)
 			var err error
 			switch {
+			case op.Limit != 0 && op.Type != proto.Op_GET:
+				err = &fsm.Error{Code: fsm.CodeInvalid, Field: "limit", Message: "limit applies to get ops only"}
+			case op.Limit > fsm.MaxTxnGetKeys:
+				err = &fsm.Error{Code: fsm.CodeInvalid, Field: "limit",
+					Message: fmt.Sprintf("limit %d is more than %d", op.Limit, fsm.MaxTxnGetKeys)}
 			case op.Type == proto.Op_PUT:
 				if err = fsm.ValidateKey(op.Key); err == nil {
 					err = fsm.ValidateValue(op.Value, n.cfg.MaxValueBytes)

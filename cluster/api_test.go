@@ -18,8 +18,8 @@ func delPrefix(prefix string) *proto.Op {
 	return &proto.Op{Type: proto.Op_DELETE, Key: prefix, Prefix: true}
 }
 
-func get(key string, prefix bool) *proto.Op {
-	return &proto.Op{Type: proto.Op_GET, Key: key, Prefix: prefix}
+func get(key string, prefix bool, limit uint32) *proto.Op {
+	return &proto.Op{Type: proto.Op_GET, Key: key, Prefix: prefix, Limit: limit}
 }
 
 // checkTxnErr runs checkTxn on a node with the default configuration and
@@ -70,7 +70,7 @@ func TestCheckTxn_RefusesAKeyWrittenTwiceInABranch(t *testing.T) {
 		{"same prefix deleted twice", []*proto.Op{delPrefix("/p/"), delPrefix("/p/")}, nil, "success[1].key"},
 		{"sibling prefixes", []*proto.Op{delPrefix("/p/"), delPrefix("/q/"), put("/pq")}, nil, ""},
 		{"key beside a prefix", []*proto.Op{delPrefix("/p/"), put("/p")}, nil, ""},
-		{"gets touch written keys", []*proto.Op{put("/a"), get("/a", false), delPrefix("/p/"), get("/p/", true), get("/a", false)}, nil, ""},
+		{"gets touch written keys", []*proto.Op{put("/a"), get("/a", false, 0), delPrefix("/p/"), get("/p/", true, 0), get("/a", false, 0)}, nil, ""},
 		{"same key in both branches", []*proto.Op{put("/a")}, []*proto.Op{put("/a"), del("/b")}, ""},
 		{"duplicate in the failure branch", []*proto.Op{put("/a")}, []*proto.Op{put("/b"), put("/b")}, "failure[1].key"},
 		{"the success branch is reported first", []*proto.Op{put("/a"), put("/a")}, []*proto.Op{put("/b"), put("/b")}, "success[1].key"},
@@ -78,6 +78,28 @@ func TestCheckTxn_RefusesAKeyWrittenTwiceInABranch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			checkTxnErr(t, &proto.TxnRequest{Success: tt.success, Failure: tt.failure}, tt.field)
+		})
+	}
+}
+
+// Rule: limit bounds a GET (at most fsm.MaxTxnGetKeys keys); on a put or
+// a delete it means nothing and is refused.
+func TestCheckTxn_Limit(t *testing.T) {
+	tests := []struct {
+		name  string
+		op    *proto.Op
+		field string
+	}{
+		{"prefix get", get("/p/", true, 10), ""},
+		{"prefix get at the cap", get("/p/", true, fsm.MaxTxnGetKeys), ""},
+		{"prefix get over the cap", get("/p/", true, fsm.MaxTxnGetKeys+1), "success[0].limit"},
+		{"key get", get("/p", false, 1), ""},
+		{"put", &proto.Op{Type: proto.Op_PUT, Key: "/a", Value: []byte(`1`), Limit: 1}, "success[0].limit"},
+		{"prefix delete", &proto.Op{Type: proto.Op_DELETE, Key: "/a/", Prefix: true, Limit: 1}, "success[0].limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkTxnErr(t, &proto.TxnRequest{Success: []*proto.Op{tt.op}}, tt.field)
 		})
 	}
 }

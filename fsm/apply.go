@@ -233,15 +233,26 @@ func (a *applier) op(op *proto.Op, origin string) *proto.OpResult {
 		return &proto.OpResult{}
 	default: // GET
 		if op.Prefix {
-			var kvs []*proto.KeyValue
+			// The cap bounds the result, not the state, so Apply caps a
+			// larger limit (an entry proposed before limits existed asks
+			// for none) instead of refusing it.
+			limit := int(op.Limit)
+			if limit == 0 || limit > MaxTxnGetKeys {
+				limit = MaxTxnGetKeys
+			}
+			res := &proto.OpResult{}
 			a.st.tree.AscendGreaterOrEqual(&proto.KeyValue{Key: op.Key}, func(kv *proto.KeyValue) bool {
 				if !hasPrefix(kv.Key, op.Key) {
 					return false
 				}
-				kvs = append(kvs, kv)
+				if len(res.Kvs) == limit {
+					res.More = true
+					return false
+				}
+				res.Kvs = append(res.Kvs, kv)
 				return true
 			})
-			return &proto.OpResult{Kvs: kvs}
+			return res
 		}
 		if kv := a.st.get(op.Key); kv != nil {
 			return &proto.OpResult{Kvs: []*proto.KeyValue{kv}}
