@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/hashicorp/raft"
@@ -239,6 +240,10 @@ func checkOrigin(origin string) error {
 	return nil
 }
 
+// checkTxn validates a transaction before it is proposed. Its rules beyond
+// those Apply enforces (value JSON and size, origin, op counts, limits, no key
+// written twice in a branch) are checked here only: Apply must keep applying
+// entries that an older version let into the log exactly as it always has.
 func (n *Node) checkTxn(req *proto.TxnRequest) error {
 	if err := checkOrigin(req.Origin); err != nil {
 		return err
@@ -253,11 +258,19 @@ func (n *Node) checkTxn(req *proto.TxnRequest) error {
 		}
 	}
 	size := 0
-	for branch, ops := range map[string][]*proto.Op{"success": req.Success, "failure": req.Failure} {
-		for i, op := range ops {
-			field := fmt.Sprintf("%s[%d]", branch, i)
+	for _, b := range []struct {
+		name string
+		ops  []*proto.Op
+	}{{"success", req.Success}, {"failure", req.Failure}} {
+		for i, op := range b.ops {
+			field := fmt.Sprintf("%s[%d]", b.name, i)
 			var err error
 			switch {
+			case op.Limit != 0 && op.Type != proto.Op_GET:
+				err = &fsm.Error{Code: fsm.CodeInvalid, Field: "limit", Message: "limit applies to get ops only"}
+			case op.Limit > fsm.MaxTxnGetKeys:
+				err = &fsm.Error{Code: fsm.CodeInvalid, Field: "limit",
+					Message: fmt.Sprintf("limit %d is more than %d", op.Limit, fsm.MaxTxnGetKeys)}
 			case op.Type == proto.Op_PUT:
 				if err = fsm.ValidateKey(op.Key); err == nil {
 					err = fsm.ValidateValue(op.Value, n.cfg.MaxValueBytes)
@@ -279,10 +292,53 @@ func (n *Node) checkTxn(req *proto.TxnRequest) error {
 				return err
 			}
 		}
+		if err := checkWritesOnce(b.name, b.ops); err != nil {
+			return err
+		}
 	}
 	if size > 2*n.cfg.MaxValueBytes {
 		return &fsm.Error{Code: fsm.CodeInvalid, Field: "txn",
 			Message: fmt.Sprintf("transaction values total %d bytes, more than %d", size, 2*n.cfg.MaxValueBytes)}
+	}
+	return nil
+}
+
+// checkWritesOnce refuses a branch that writes a key more than once: two
+// puts or deletes of one key, a put or delete of a key under a prefix the
+// branch deletes, or two prefix deletes of which one covers the other. Apply
+// would run them in order, bumping a key's version twice at one revision and
+// telling subscribers of two changes at once. etcd refuses a put of a key
+// that the branch also puts or deletes ("duplicate key given in txn
+// request"); Dux refuses overlapping deletes too, so that the rule reads
+// "each key once". The error names the later op.
+// Branches hold at most MaxTxnOps ops, so comparing every pair is cheap.
+func checkWritesOnce(branch string, ops []*proto.Op) error {
+	for i, op := range ops {
+		if op.Type == proto.Op_GET {
+			continue
+		}
+		iPrefix := op.Type == proto.Op_DELETE && op.Prefix
+		for j, prev := range ops[:i] {
+			if prev.Type == proto.Op_GET {
+				continue
+			}
+			jPrefix := prev.Type == proto.Op_DELETE && prev.Prefix
+			var clash string
+			switch {
+			case !iPrefix && !jPrefix && op.Key == prev.Key:
+				clash = fmt.Sprintf("%s[%d] writes key %q, as %s[%d] does", branch, i, op.Key, branch, j)
+			case !iPrefix && jPrefix && strings.HasPrefix(op.Key, prev.Key):
+				clash = fmt.Sprintf("%s[%d] writes key %q under prefix %q, which %s[%d] deletes", branch, i, op.Key, prev.Key, branch, j)
+			case iPrefix && !jPrefix && strings.HasPrefix(prev.Key, op.Key):
+				clash = fmt.Sprintf("%s[%d] deletes prefix %q, which covers key %q that %s[%d] writes", branch, i, op.Key, prev.Key, branch, j)
+			case iPrefix && jPrefix && (strings.HasPrefix(op.Key, prev.Key) || strings.HasPrefix(prev.Key, op.Key)):
+				clash = fmt.Sprintf("%s[%d] deletes prefix %q, which overlaps prefix %q that %s[%d] deletes", branch, i, op.Key, prev.Key, branch, j)
+			default:
+				continue
+			}
+			return &fsm.Error{Code: fsm.CodeInvalid, Field: fmt.Sprintf("%s[%d].key", branch, i),
+				Message: "duplicate key in transaction: " + clash + "; a branch may put or delete each key once"}
+		}
 	}
 	return nil
 }

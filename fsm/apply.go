@@ -233,15 +233,26 @@ func (a *applier) op(op *proto.Op, origin string) *proto.OpResult {
 		return &proto.OpResult{}
 	default: // GET
 		if op.Prefix {
-			var kvs []*proto.KeyValue
+			// The cap bounds the result, not the state, so Apply caps a
+			// larger limit (an entry proposed before limits existed asks
+			// for none) instead of refusing it.
+			limit := int(op.Limit)
+			if limit == 0 || limit > MaxTxnGetKeys {
+				limit = MaxTxnGetKeys
+			}
+			res := &proto.OpResult{}
 			a.st.tree.AscendGreaterOrEqual(&proto.KeyValue{Key: op.Key}, func(kv *proto.KeyValue) bool {
 				if !hasPrefix(kv.Key, op.Key) {
 					return false
 				}
-				kvs = append(kvs, kv)
+				if len(res.Kvs) == limit {
+					res.More = true
+					return false
+				}
+				res.Kvs = append(res.Kvs, kv)
 				return true
 			})
-			return &proto.OpResult{Kvs: kvs}
+			return res
 		}
 		if kv := a.st.get(op.Key); kv != nil {
 			return &proto.OpResult{Kvs: []*proto.KeyValue{kv}}
@@ -304,6 +315,13 @@ func (a *applier) leaseGrant(r *proto.LeaseGrantRequest) (*proto.LeaseGrantRespo
 	return &proto.LeaseGrantResponse{Id: id, TtlSeconds: r.TtlSeconds, Revision: a.rev}, nil
 }
 
+// LeaseOrigin is the origin of the deletes a lease makes: of its keys'
+// EventDelete events when it is revoked, and of their EventExpire events when
+// it expires (the event type tells the two apart). Apply fixes it rather than
+// reading it from the command, so changing it would make entries already in
+// the log emit other events on replay than they did when first applied.
+const LeaseOrigin = "lease"
+
 func (a *applier) leaseRevoke(r *proto.LeaseRevoke) (*proto.LeaseRevokeResponse, *Error) {
 	l, ok := a.st.leases[r.Id]
 	if !ok {
@@ -313,10 +331,9 @@ func (a *applier) leaseRevoke(r *proto.LeaseRevoke) (*proto.LeaseRevokeResponse,
 	if r.Expired {
 		t = EventExpire
 	}
-	origin := "lease"
 	for _, key := range sortedKeys(l.keys) {
 		if kv := a.st.get(key); kv != nil {
-			a.deleteKey(kv, origin, t)
+			a.deleteKey(kv, LeaseOrigin, t)
 		}
 	}
 	delete(a.st.leases, r.Id)

@@ -116,7 +116,8 @@ func TestStore_LeaseKeyDeletedThenRecreated(t *testing.T) {
 }
 
 // Rule: revoking a lease deletes its keys in key order (deterministic, not
-// map order), as deletes, or as expiries when the leader says it expired.
+// map order), as deletes, or as expiries when the leader says it expired;
+// either way with the origin "lease" (docs/API.md, Leases).
 func TestStore_LeaseRevokeDeletesKeys(t *testing.T) {
 	for _, expired := range []bool{false, true} {
 		h := newHarness(t)

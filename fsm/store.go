@@ -15,6 +15,12 @@ import (
 // DefaultListLimit is the page size of a List that names no limit.
 const DefaultListLimit = 1000
 
+// MaxTxnGetKeys caps the keys one GET of a transaction returns; it is also
+// the limit of a GET that names none. A GET that stops at its limit with
+// keys left under the prefix says so (OpResult.more). Apply computes the
+// result under the write lock on every member, so it must be bounded.
+const MaxTxnGetKeys = 10000
+
 // EventType says what a committed write did to a key.
 type EventType int
 

@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/dux-io/dux/fsm"
@@ -347,5 +348,98 @@ func TestStore_TxnPutLeaseAttaches(t *testing.T) {
 	}
 	if got := h.keys(); !equalStrings(got, []string{"/b"}) {
 		t.Errorf("keys = %q, want [/b]", got)
+	}
+}
+
+// Rule: a prefix GET in a transaction returns at most limit keys (at most
+// MaxTxnGetKeys, which is also the default), in key order, and sets more
+// when keys under the prefix were left out. Apply caps rather than refuses
+// a larger limit: the cap bounds a read's result, never the state.
+func TestStore_TxnGetPrefixLimit(t *testing.T) {
+	h := newHarness(t)
+	fill := &proto.TxnRequest{}
+	for i := 0; i < fsm.MaxTxnGetKeys+1; i++ {
+		fill.Success = append(fill.Success, &proto.Op{Type: proto.Op_PUT, Key: fmt.Sprintf("/big/%05d", i), Value: []byte(`1`)})
+	}
+	for _, k := range []string{"/p/1", "/p/2", "/p/3"} {
+		fill.Success = append(fill.Success, &proto.Op{Type: proto.Op_PUT, Key: k, Value: []byte(`1`)})
+	}
+	h.mustApply(txnCmd(fill))
+
+	tests := []struct {
+		prefix   string
+		limit    uint32
+		wantKeys int
+		wantMore bool
+	}{
+		{"/p/", 0, 3, false},
+		{"/p/", 1, 1, true},
+		{"/p/", 2, 2, true},
+		{"/p/", 3, 3, false},
+		{"/p/", 4, 3, false},
+		{"/none/", 1, 0, false},
+		{"/big/", 0, fsm.MaxTxnGetKeys, true},
+		{"/big/", fsm.MaxTxnGetKeys, fsm.MaxTxnGetKeys, true},
+		{"/big/", fsm.MaxTxnGetKeys + 5, fsm.MaxTxnGetKeys, true},
+		{"/big/", 10, 10, true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s limit %d", tt.prefix, tt.limit), func(t *testing.T) {
+			resp := h.mustApply(txnCmd(&proto.TxnRequest{Success: []*proto.Op{
+				{Type: proto.Op_GET, Key: tt.prefix, Prefix: true, Limit: tt.limit},
+			}})).GetTxn()
+			got := resp.Results[0]
+			if len(got.Kvs) != tt.wantKeys || got.More != tt.wantMore {
+				t.Fatalf("%d keys, more %v; want %d, %v", len(got.Kvs), got.More, tt.wantKeys, tt.wantMore)
+			}
+			for i := 1; i < len(got.Kvs); i++ {
+				if got.Kvs[i-1].Key >= got.Kvs[i].Key {
+					t.Fatalf("keys out of order at %d: %q, %q", i, got.Kvs[i-1].Key, got.Kvs[i].Key)
+				}
+			}
+			if tt.prefix == "/big/" && got.Kvs[0].Key != "/big/00000" {
+				t.Fatalf("first key %q, want /big/00000", got.Kvs[0].Key)
+			}
+		})
+	}
+}
+
+// Rule: Apply runs a branch that writes a key twice as it always has (the
+// later write wins; each write bumps the version and emits an event at the
+// same revision). Such a transaction is refused before it is proposed
+// (cluster's checkTxn), but an entry already in the log from an older version
+// must apply the same way on every member and on every replay.
+func TestStore_TxnDuplicateWritesApplyAsBefore(t *testing.T) {
+	h := newHarness(t)
+	h.put("/a", `0`)   // 1
+	h.put("/p/x", `0`) // 2
+	var events []fsm.Event
+	h.s.SetHook(func(_ uint64, ev []fsm.Event, _ fsm.ReadView) { events = ev })
+	resp := h.mustApply(txnCmd(&proto.TxnRequest{Success: []*proto.Op{
+		{Type: proto.Op_PUT, Key: "/a", Value: []byte(`1`)},
+		{Type: proto.Op_PUT, Key: "/a", Value: []byte(`2`)},
+		{Type: proto.Op_DELETE, Key: "/p/", Prefix: true},
+		{Type: proto.Op_PUT, Key: "/p/x", Value: []byte(`3`)},
+		{Type: proto.Op_DELETE, Key: "/b"},
+		{Type: proto.Op_DELETE, Key: "/b"},
+	}})).GetTxn()
+	const rev = 3
+	if !resp.Succeeded || resp.Revision != rev {
+		t.Fatalf("TxnResponse succeeded %v, revision %d; want true, %d", resp.Succeeded, resp.Revision, rev)
+	}
+	wantA := &proto.KeyValue{Key: "/a", Value: []byte(`2`), CreateRevision: 1, ModRevision: rev, Version: 3}
+	if got := h.get("/a"); !kvEqual(got, wantA) {
+		t.Errorf("/a = %v, want %v", got, wantA)
+	}
+	wantX := &proto.KeyValue{Key: "/p/x", Value: []byte(`3`), CreateRevision: rev, ModRevision: rev, Version: 1}
+	if got := h.get("/p/x"); !kvEqual(got, wantX) {
+		t.Errorf("/p/x = %v, want %v", got, wantX)
+	}
+	var got []string
+	for _, ev := range events {
+		got = append(got, ev.Type.String()+" "+ev.KV.Key)
+	}
+	if want := []string{"put /a", "put /a", "delete /p/x", "put /p/x"}; !equalStrings(got, want) {
+		t.Errorf("events = %q, want %q", got, want)
 	}
 }

@@ -85,6 +85,10 @@ func TestAPI_BadInputOverHTTPGetsTypedErrorAndChangesNothing(t *testing.T) {
 		{"txn bad op type", "POST", "/v1/txn", []byte(`{"success":[{"type":"upsert","key":"/a"}]}`), 400, "invalid_argument", "success[0].type"},
 		{"txn bad key", "POST", "/v1/txn", []byte(`{"success":[{"type":"put","key":"a","value":1}]}`), 400, "invalid_argument", "success[0].key"},
 		{"txn put without value", "POST", "/v1/txn", []byte(`{"success":[{"type":"put","key":"/a"}]}`), 400, "invalid_argument", "success[0].value"},
+		{"txn key written twice", "POST", "/v1/txn", []byte(`{"success":[{"type":"put","key":"/cfg/d","value":1},{"type":"get","key":"/cfg/d"},{"type":"delete","key":"/cfg/d"}]}`), 400, "invalid_argument", "success[2].key"},
+		{"txn put under a deleted prefix", "POST", "/v1/txn", []byte(`{"success":[{"type":"delete","key":"/cfg/","prefix":true},{"type":"put","key":"/cfg/existing","value":2}]}`), 400, "invalid_argument", "success[1].key"},
+		{"txn limit on a put", "POST", "/v1/txn", []byte(`{"success":[{"type":"put","key":"/cfg/x","value":1,"limit":1}]}`), 400, "invalid_argument", "success[0].limit"},
+		{"txn limit too large", "POST", "/v1/txn", []byte(`{"failure":[{"type":"get","key":"/cfg/","prefix":true,"limit":10001}]}`), 400, "invalid_argument", "failure[0].limit"},
 		{"component without image", "PUT", "/v1/state/components/web", []byte(`{"replicas":1}`), 400, "invalid_argument", "value.image"},
 		{"component bad replicas", "PUT", "/v1/state/components/web", []byte(`{"image":"x","replicas":-1}`), 400, "invalid_argument", "value.replicas"},
 		{"component nested key", "PUT", "/v1/state/components/web/x", []byte(`{"image":"x"}`), 400, "invalid_argument", "key"},
@@ -202,6 +206,29 @@ func TestAPI_BadInputOverGRPCGetsTypedErrorAndChangesNothing(t *testing.T) {
 			}})
 			return err
 		}, codes.NotFound, "success[1].lease"},
+		{"txn key put twice", func() error {
+			_, err := s.Txn(ctx, &proto.TxnRequest{Success: []*proto.Op{
+				{Type: proto.Op_PUT, Key: "/cfg/y", Value: []byte(`1`)},
+				{Type: proto.Op_PUT, Key: "/cfg/z", Value: []byte(`1`)},
+				{Type: proto.Op_PUT, Key: "/cfg/y", Value: []byte(`2`)},
+			}})
+			return err
+		}, codes.InvalidArgument, "success[2].key"},
+		{"txn overlapping prefix deletes", func() error {
+			_, err := s.Txn(ctx, &proto.TxnRequest{
+				Compares: []*proto.Compare{{Key: "/cfg/existing", Target: proto.Compare_VERSION, Number: 99}},
+				Failure: []*proto.Op{
+					{Type: proto.Op_DELETE, Key: "/cfg/e", Prefix: true},
+					{Type: proto.Op_DELETE, Key: "/cfg/", Prefix: true},
+				}})
+			return err
+		}, codes.InvalidArgument, "failure[1].key"},
+		{"txn get limit too large", func() error {
+			_, err := s.Txn(ctx, &proto.TxnRequest{Success: []*proto.Op{
+				{Type: proto.Op_GET, Key: "/cfg/", Prefix: true, Limit: 10001},
+			}})
+			return err
+		}, codes.InvalidArgument, "success[0].limit"},
 		{"lease negative ttl", func() error {
 			_, err := s.LeaseGrant(ctx, &proto.LeaseGrantRequest{TtlSeconds: -5})
 			return err

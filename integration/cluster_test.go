@@ -312,6 +312,56 @@ func TestCluster_LeaseExpiryDeletesKeys(t *testing.T) {
 	})
 }
 
+// Rule: a transaction's get returns at most its limit of keys and says
+// "more" when keys were left out, over HTTP and gRPC, on a follower that
+// forwards the transaction to the leader; the get sees the branch's earlier
+// puts.
+func TestCluster_TxnGetLimitThroughFollower(t *testing.T) {
+	agents := startCluster(t, 3)
+	leader := waitLeader(t, agents)
+	f := followers(agents, leader)[0]
+	body := `{"success":[{"type":"put","key":"/lim/a","value":1},{"type":"put","key":"/lim/b","value":2},
+	  {"type":"put","key":"/lim/c","value":3},{"type":"get","key":"/lim/","prefix":true,"limit":2}]}`
+	code, b := httpDo(t, "POST", "http://"+f.http+"/v1/txn", []byte(body))
+	if code != 200 {
+		t.Fatalf("txn: %d %s", code, b)
+	}
+	var resp struct {
+		Results []struct {
+			Kvs []struct {
+				Key string `json:"key"`
+			} `json:"kvs"`
+			More bool `json:"more"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		t.Fatalf("txn response %s: %v", b, err)
+	}
+	if len(resp.Results) != 4 {
+		t.Fatalf("txn response %s: want 4 results", b)
+	}
+	if got := resp.Results[3]; len(got.Kvs) != 2 || got.Kvs[0].Key != "/lim/a" || got.Kvs[1].Key != "/lim/b" || !got.More {
+		t.Fatalf("get with limit 2 = %+v, want /lim/a and /lim/b with more", got)
+	}
+
+	ctx := ctxT(t, 30*time.Second)
+	for _, tt := range []struct {
+		limit uint32
+		keys  int
+		more  bool
+	}{{1, 1, true}, {3, 3, false}, {0, 3, false}} {
+		res, err := f.state().Txn(ctx, &proto.TxnRequest{Success: []*proto.Op{
+			{Type: proto.Op_GET, Key: "/lim/", Prefix: true, Limit: tt.limit},
+		}})
+		if err != nil {
+			t.Fatalf("limit %d: %v", tt.limit, err)
+		}
+		if got := res.Results[0]; len(got.Kvs) != tt.keys || got.More != tt.more {
+			t.Errorf("limit %d: %d keys, more %v; want %d, %v", tt.limit, len(got.Kvs), got.More, tt.keys, tt.more)
+		}
+	}
+}
+
 // jsonBody is a tiny helper for the HTTP tests.
 func jsonBody(t *testing.T, b []byte) map[string]any {
 	t.Helper()

@@ -921,7 +921,10 @@ type Op struct {
 	Value []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
 	Lease uint64                 `protobuf:"varint,4,opt,name=lease,proto3" json:"lease,omitempty"`
 	// prefix makes GET list and DELETE delete every key under key.
-	Prefix        bool `protobuf:"varint,5,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Prefix bool `protobuf:"varint,5,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// limit caps the keys a GET returns, in key order; 0 means the most, 10000.
+	// A larger limit, or a limit on a PUT or DELETE, is refused.
+	Limit         uint32 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -991,10 +994,20 @@ func (x *Op) GetPrefix() bool {
 	return false
 }
 
+func (x *Op) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 type OpResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kvs           []*KeyValue            `protobuf:"bytes,1,rep,name=kvs,proto3" json:"kvs,omitempty"`
-	Deleted       uint64                 `protobuf:"varint,2,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kvs     []*KeyValue            `protobuf:"bytes,1,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	Deleted uint64                 `protobuf:"varint,2,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// more is set on a GET that stopped at its limit while keys under the
+	// prefix remain.
+	More          bool `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1041,6 +1054,13 @@ func (x *OpResult) GetDeleted() uint64 {
 		return x.Deleted
 	}
 	return 0
+}
+
+func (x *OpResult) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 type TxnRequest struct {
@@ -1537,21 +1557,23 @@ const file_dux_v1_state_proto_rawDesc = "" +
 	"\x05EQUAL\x10\x00\x12\r\n" +
 	"\tNOT_EQUAL\x10\x01\x12\b\n" +
 	"\x04LESS\x10\x02\x12\v\n" +
-	"\aGREATER\x10\x03\"\xa5\x01\n" +
+	"\aGREATER\x10\x03\"\xbb\x01\n" +
 	"\x02Op\x12#\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x0f.dux.v1.Op.TypeR\x04type\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x14\n" +
 	"\x05lease\x18\x04 \x01(\x04R\x05lease\x12\x16\n" +
-	"\x06prefix\x18\x05 \x01(\bR\x06prefix\"$\n" +
+	"\x06prefix\x18\x05 \x01(\bR\x06prefix\x12\x14\n" +
+	"\x05limit\x18\x06 \x01(\rR\x05limit\"$\n" +
 	"\x04Type\x12\a\n" +
 	"\x03GET\x10\x00\x12\a\n" +
 	"\x03PUT\x10\x01\x12\n" +
 	"\n" +
-	"\x06DELETE\x10\x02\"H\n" +
+	"\x06DELETE\x10\x02\"\\\n" +
 	"\bOpResult\x12\"\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x10.dux.v1.KeyValueR\x03kvs\x12\x18\n" +
-	"\adeleted\x18\x02 \x01(\x04R\adeleted\"\x9d\x01\n" +
+	"\adeleted\x18\x02 \x01(\x04R\adeleted\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\"\x9d\x01\n" +
 	"\n" +
 	"TxnRequest\x12+\n" +
 	"\bcompares\x18\x01 \x03(\v2\x0f.dux.v1.CompareR\bcompares\x12$\n" +

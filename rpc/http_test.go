@@ -114,6 +114,53 @@ func TestHTTP_TxnMapsBody(t *testing.T) {
 	}
 }
 
+// txnBackend answers a transaction with fixed results.
+type txnBackend struct {
+	fakeBackend
+	results []*proto.OpResult
+}
+
+func (f *txnBackend) Txn(_ context.Context, r *proto.TxnRequest) (*proto.TxnResponse, error) {
+	f.txn = r
+	return &proto.TxnResponse{Revision: 11, Succeeded: true, Results: f.results}, nil
+}
+
+// Rule: a GET op's limit reaches the Backend, and a result cut short by it
+// says "more"; a limit that does not fit the wire type is refused with the
+// op's field.
+func TestHTTP_TxnGetLimitAndMore(t *testing.T) {
+	f := &txnBackend{results: []*proto.OpResult{
+		{Kvs: []*proto.KeyValue{{Key: "/a/1", Value: []byte(`1`)}, {Key: "/a/2", Value: []byte(`2`)}}, More: true},
+		{Kvs: []*proto.KeyValue{{Key: "/b/1", Value: []byte(`1`)}}},
+	}}
+	body := `{"success":[{"type":"get","key":"/a/","prefix":true,"limit":2},{"type":"get","key":"/b/","prefix":true}]}`
+	code, m := serve(t, f, "POST", "/v1/txn", body)
+	if code != 200 {
+		t.Fatalf("got %d %v", code, m)
+	}
+	if got := f.txn.Success[0].Limit; got != 2 {
+		t.Errorf("success[0].limit = %d, want 2", got)
+	}
+	if got := f.txn.Success[1].Limit; got != 0 {
+		t.Errorf("success[1].limit = %d, want 0", got)
+	}
+	results, _ := m["results"].([]any)
+	if len(results) != 2 {
+		t.Fatalf("results = %v", m["results"])
+	}
+	if r := results[0].(map[string]any); r["more"] != true || len(r["kvs"].([]any)) != 2 {
+		t.Errorf("results[0] = %v, want 2 kvs and more", r)
+	}
+	if r := results[1].(map[string]any); r["more"] != nil {
+		t.Errorf("results[1] = %v, want no more", r)
+	}
+
+	code, m = serve(t, &txnBackend{}, "POST", "/v1/txn", `{"failure":[{"type":"get","key":"/a/","prefix":true,"limit":4294967296}]}`)
+	if e, _ := m["error"].(map[string]any); code != 400 || e["field"] != "failure[0].limit" {
+		t.Errorf("limit 2^32: got %d %v, want 400 on failure[0].limit", code, m)
+	}
+}
+
 // Rule: unknown endpoints and methods get JSON errors.
 func TestHTTP_UnknownEndpointIsJSON404(t *testing.T) {
 	code, m := serve(t, &fakeBackend{}, "GET", "/v2/nothing", "")

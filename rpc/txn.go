@@ -3,8 +3,10 @@ package rpc
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 
+	"github.com/dux-io/dux/fsm"
 	"github.com/dux-io/dux/proto"
 )
 
@@ -33,6 +35,8 @@ type opJSON struct {
 	Value  json.RawMessage `json:"value"`
 	Lease  uint64          `json:"lease"`
 	Prefix bool            `json:"prefix"`
+	// Limit caps the keys a get returns (0: the most, fsm.MaxTxnGetKeys).
+	Limit uint64 `json:"limit"`
 }
 
 var (
@@ -78,7 +82,12 @@ func opsToProto(branch string, ops []opJSON) ([]*proto.Op, error) {
 		if !ok {
 			return nil, badParam(fmt.Sprintf("%s[%d].type", branch, i), "unknown op type %q (want get, put or delete)", o.Type)
 		}
-		out = append(out, &proto.Op{Type: typ, Key: o.Key, Value: o.Value, Lease: o.Lease, Prefix: o.Prefix})
+		if o.Limit > math.MaxUint32 {
+			// The Backend refuses anything over fsm.MaxTxnGetKeys; this only
+			// keeps the number from wrapping on its way there.
+			return nil, badParam(fmt.Sprintf("%s[%d].limit", branch, i), "limit %d is more than %d", o.Limit, fsm.MaxTxnGetKeys)
+		}
+		out = append(out, &proto.Op{Type: typ, Key: o.Key, Value: o.Value, Lease: o.Lease, Prefix: o.Prefix, Limit: uint32(o.Limit)})
 	}
 	return out, nil
 }
@@ -102,6 +111,7 @@ func (h *httpAPI) txn(w http.ResponseWriter, r *http.Request) {
 	type resultJSON struct {
 		Kvs     []kvJSON `json:"kvs,omitempty"`
 		Deleted uint64   `json:"deleted,omitempty"`
+		More    bool     `json:"more,omitempty"`
 	}
 	out := struct {
 		Revision  uint64       `json:"revision"`
@@ -109,7 +119,7 @@ func (h *httpAPI) txn(w http.ResponseWriter, r *http.Request) {
 		Results   []resultJSON `json:"results"`
 	}{Revision: resp.Revision, Succeeded: resp.Succeeded, Results: []resultJSON{}}
 	for _, res := range resp.Results {
-		out.Results = append(out.Results, resultJSON{Kvs: toKVsJSON(res.Kvs), Deleted: res.Deleted})
+		out.Results = append(out.Results, resultJSON{Kvs: toKVsJSON(res.Kvs), Deleted: res.Deleted, More: res.More})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
