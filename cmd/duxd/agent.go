@@ -177,13 +177,17 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	store.SetRestoreHook(hub.Restored)
 	cfg.CheckValue = scheduler.CheckValue
 	rt := f.docker(logger)
-	cfg.DockerCheck = func() bool { return rt != nil }
 	node, err := cluster.New(cfg, store)
 	if err != nil {
 		if rt != nil {
 			rt.Close()
 		}
 		return err
+	}
+	if rt != nil {
+		if err := node.SetDocker(true); err != nil {
+			logger.Warn("advertising the Docker engine", "error", err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
