@@ -28,8 +28,16 @@ type ExecutorConfig struct {
 	// PullTimeout bounds one pull (default 5m): a host pulls one image at a
 	// time, and converges nothing else meanwhile.
 	PullTimeout time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// PingTimeout bounds the check, at the start of every pass, that the
+	// engine answers (default 5s).
+	PingTimeout time.Duration
+	// EngineChanged, if set, is called with whether the engine answers, on
+	// the first pass and whenever that changes. The agent gossips it
+	// (cluster.Node.SetDocker): the leader places replicas only on hosts
+	// whose engine answers. It is called from the executor's pass.
+	EngineChanged func(up bool)
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Executor converges one host's containers with the allocations placed on
@@ -49,6 +57,8 @@ type Executor struct {
 
 	mu    sync.Mutex
 	pulls map[string]*pullFailure // image -> last failure
+
+	engineKnown, engineUp bool // what EngineChanged was last told
 }
 
 type pullFailure struct {
@@ -70,6 +80,9 @@ func NewExecutor(st StateAPI, ev Events, rt Runtime, cfg ExecutorConfig) *Execut
 	}
 	if cfg.PullTimeout <= 0 {
 		cfg.PullTimeout = 5 * time.Minute
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -99,10 +112,24 @@ func (e *Executor) Run(ctx context.Context) {
 	}
 }
 
-// Converge makes one pass: it removes the host's containers that no
-// allocation of the host owns, creates and starts those missing, and
-// reports every allocation's state.
+// unreachablePrefix begins the reason of every allocation whose host's
+// engine does not answer.
+const unreachablePrefix = "container runtime unreachable: "
+
+// Converge makes one pass: it asks whether the engine answers, removes
+// the host's containers that no allocation of the host owns, creates and
+// starts those missing, and reports every allocation's state. While the
+// engine does not answer, every allocation of the host is reported failed
+// (its containers may or may not still run, but nobody can tell or
+// manage them).
 func (e *Executor) Converge(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.PingTimeout)
+	down := e.rt.Ping(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return ctx.Err() // stopping: the ping's failure says nothing of the engine
+	}
+	e.engine(down)
 	if err := e.st.Ready(); err != nil {
 		return nil // not current: act on nothing (see Executor)
 	}
@@ -123,6 +150,9 @@ func (e *Executor) Converge(ctx context.Context) error {
 		if json.Unmarshal(kv.Value, &s) == nil && s.Host == e.cfg.Host {
 			statuses[strings.TrimPrefix(kv.Key, AllocStatusPrefix)] = s
 		}
+	}
+	if down != nil {
+		return e.unreachable(ctx, mine, revs, statuses, down)
 	}
 	containers, err := e.rt.List(ctx, e.cfg.Host)
 	if err != nil {
@@ -160,6 +190,41 @@ func (e *Executor) Converge(ctx context.Context) error {
 		if mine[id] == nil && !stuck[id] {
 			errs = append(errs, e.dropStatus(ctx, s.Component, id, statuses))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// engine tells EngineChanged whether the engine answers, when that
+// changed.
+func (e *Executor) engine(down error) {
+	up := down == nil
+	if e.engineKnown && e.engineUp == up {
+		return
+	}
+	e.engineKnown, e.engineUp = true, up
+	if up {
+		e.log.Info("container runtime answers")
+	} else {
+		e.log.Warn("container runtime unreachable: this host takes no new replicas, and reports its own failed", "error", down)
+	}
+	if e.cfg.EngineChanged != nil {
+		e.cfg.EngineChanged(up)
+	}
+}
+
+// unreachable reports every allocation of the host failed because the
+// engine does not answer, unless it says so already (whatever the
+// engine's error was then).
+func (e *Executor) unreachable(ctx context.Context, mine map[string]*AllocationRecord, revs map[string]uint64, statuses map[string]AllocStatus, down error) error {
+	var errs []error
+	for id, r := range mine {
+		old, ok := statuses[id]
+		if ok && old.State == StateFailed && strings.HasPrefix(old.Reason, unreachablePrefix) {
+			continue
+		}
+		st := AllocStatus{ID: r.ID, Component: r.Component, Host: r.Host, Spec: r.Spec, Since: e.cfg.Now().UTC(),
+			State: StateFailed, Reason: unreachablePrefix + down.Error(), ContainerID: old.ContainerID}
+		errs = append(errs, e.report(ctx, r, revs[id], st))
 	}
 	return errors.Join(errs...)
 }

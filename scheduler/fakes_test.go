@@ -160,6 +160,8 @@ type fakeRuntime struct {
 	removed    []string
 	// onRemove, if set, is called (under the lock) after each removal.
 	onRemove func(f *fakeRuntime)
+	// down, if set, is the error of every call: the engine does not answer.
+	down error
 }
 
 func newFakeRuntime(images ...string) *fakeRuntime {
@@ -170,9 +172,25 @@ func newFakeRuntime(images ...string) *fakeRuntime {
 	return f
 }
 
+func (f *fakeRuntime) Ping(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.down
+}
+
+// setDown makes the engine stop answering (err) or answer again (nil).
+func (f *fakeRuntime) setDown(err error) {
+	f.mu.Lock()
+	f.down = err
+	f.mu.Unlock()
+}
+
 func (f *fakeRuntime) List(_ context.Context, host string) ([]Container, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down != nil {
+		return nil, f.down
+	}
 	var out []Container
 	for _, c := range f.containers {
 		if c.Labels[LabelManaged] == "true" && c.Labels[LabelHost] == host {

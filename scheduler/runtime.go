@@ -18,6 +18,10 @@ const (
 // Runtime runs containers on one host. DockerRuntime is the real one; the
 // scheduler's tests use an in-memory fake.
 type Runtime interface {
+	// Ping reports whether the engine answers. The executor asks at the
+	// start of every pass, and does nothing else with an engine that does
+	// not.
+	Ping(ctx context.Context) error
 	// List returns the containers Dux made for host: those labelled
 	// dux.managed=true and dux.host=host, running or not.
 	List(ctx context.Context, host string) ([]Container, error)

@@ -176,18 +176,16 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	store.SetHook(hub.Applied)
 	store.SetRestoreHook(hub.Restored)
 	cfg.CheckValue = scheduler.CheckValue
-	rt := f.docker(logger)
+	rt, err := f.docker()
+	if err != nil {
+		return usageError{err}
+	}
 	node, err := cluster.New(cfg, store)
 	if err != nil {
 		if rt != nil {
 			rt.Close()
 		}
 		return err
-	}
-	if rt != nil {
-		if err := node.SetDocker(true); err != nil {
-			logger.Warn("advertising the Docker engine", "error", err)
-		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -231,32 +229,27 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	return shutdown(node, grpcSrv, httpSrv, serveErr)
 }
 
-// docker connects to this host's Docker Engine (DOCKER_HOST, or the
-// default socket) unless --no-docker, and returns nil when none answers.
-// It is asked once, at start: what the host advertises and whether it runs
-// an executor agree.
-func (f *agentFlags) docker(logger *slog.Logger) *scheduler.DockerRuntime {
+// docker returns the client of this host's Docker Engine (DOCKER_HOST,
+// or the default socket), or nil with --no-docker. The engine need not
+// answer yet: the executor asks on every pass, and the host advertises
+// what it finds, so an engine that starts after the agent is used, and
+// one that stops is noticed. An environment that names no valid engine
+// (a malformed DOCKER_HOST, say) is an error.
+func (f *agentFlags) docker() (*scheduler.DockerRuntime, error) {
 	if f.noDocker {
-		return nil
+		return nil, nil
 	}
 	rt, err := scheduler.NewDockerRuntime()
 	if err != nil {
-		logger.Info("no Docker engine: this host runs no containers", "error", err)
-		return nil
+		return nil, fmt.Errorf("%w (or run with --no-docker)", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rt.Ping(ctx); err != nil {
-		logger.Info("no Docker engine: this host runs no containers", "error", err)
-		rt.Close()
-		return nil
-	}
-	return rt
+	return rt, nil
 }
 
 // startScheduler registers the scheduler's leader loop and, given a
-// Docker runtime, starts this host's executor. The function it returns
-// stops the executor.
+// Docker runtime, starts this host's executor, which gossips whether the
+// engine answers (the host takes replicas only while it does). The
+// function it returns stops the executor.
 func startScheduler(ctx context.Context, f *agentFlags, node *cluster.Node, hub *dispatch.Hub, rt *scheduler.DockerRuntime, logger *slog.Logger) func() {
 	sc := f.sched
 	sc.Name, sc.Logger = node.Name(), logger
@@ -266,6 +259,11 @@ func startScheduler(ctx context.Context, f *agentFlags, node *cluster.Node, hub 
 	}
 	ec := f.exec
 	ec.Host, ec.Logger = node.Name(), logger
+	ec.EngineChanged = func(up bool) {
+		if err := node.SetDocker(up); err != nil {
+			logger.Warn("advertising whether the Docker engine answers", "docker", up, "error", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
