@@ -34,12 +34,28 @@ func (l *engineLog) get() []bool {
 	return slices.Clone(l.told)
 }
 
-// pass makes one executor pass and waits for what it started.
+// pass makes one executor pass and waits for the work it started.
 func pass(t *testing.T, e *Executor, ctx context.Context) {
 	t.Helper()
 	if err := e.Converge(ctx); err != nil {
 		t.Fatalf("converge: %v", err)
 	}
+	e.ops.Wait()
+}
+
+// allRunning makes passes until every allocation reports running (a
+// fresh executor pulls, then creates, then sees the containers run).
+func allRunning(t *testing.T, e *Executor, w *world, allocs []AllocationRecord) {
+	t.Helper()
+	waitFor(t, "allocations running", func() bool {
+		pass(t, e, w.ctx)
+		for _, r := range allocs {
+			if s, _ := w.st.status(r.ID); s.State != StateRunning {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // placed starts a leader until the component has n allocations, then
@@ -75,8 +91,7 @@ func TestExecutor_UnreachableEngine(t *testing.T) {
 	allocs := w.placed(`{"name":"web","image":"app:1","replicas":2}`, 2)
 	var el engineLog
 	e := NewExecutor(w.st, w.st.hub, w.rt, ExecutorConfig{Host: "h1", Now: w.now.Now, EngineChanged: el.changed})
-	pass(t, e, w.ctx)
-	pass(t, e, w.ctx)
+	allRunning(t, e, w, allocs)
 	ids := map[string]string{}
 	for _, r := range allocs {
 		s, _ := w.st.status(r.ID)
@@ -160,4 +175,115 @@ func TestLoop_EngineLostAndBack(t *testing.T) {
 	if got := el.get(); !slices.Equal(got, []bool{true, false, true}) {
 		t.Errorf("EngineChanged told %v, want [true false true]", got)
 	}
+}
+
+// Rule: a pull in progress holds up only the allocations waiting for its
+// image: they report pending, "pulling <image>", while the others are
+// created and run.
+func TestLoop_SlowPullDoesNotBlockOthers(t *testing.T) {
+	w := newWorld(t, "h1")
+	w.rt.images["big:1"] = true
+	release := w.rt.gate("pull big:1")
+	w.leader(1, w.ctx)
+	w.executors("h1")
+	w.component(`{"name":"big","image":"big:1","replicas":1}`)
+	waitFor(t, "the pull of big:1 under way", func() bool { return w.rt.arrived("pull big:1") == 1 })
+	w.component(`{"name":"web","image":"app:1","replicas":2}`)
+	w.waitRunning("web", 2, "h1=2")
+	for _, r := range w.st.allocs() {
+		if s, _ := w.st.status(r.ID); r.Component == "big" && (s.State != StatePending || s.Reason != "pulling big:1") {
+			t.Errorf("status of big's replica while its image is pulled: %+v, want pending, pulling big:1", s)
+		}
+	}
+	close(release)
+	w.waitRunning("big", 1, "h1=1")
+	if n := w.rt.arrived("pull big:1"); n != 1 {
+		t.Errorf("big:1 pulled %d times, want once", n)
+	}
+}
+
+func orphan(id, host string) Container {
+	return Container{ID: id, Name: "dux-old-" + id, State: "running",
+		Labels: map[string]string{LabelManaged: "true", LabelHost: host, LabelAlloc: "gone-" + id, LabelComponent: "old"}}
+}
+
+// Rule: removals run beside creations and beside each other, at most
+// Parallelism at a time: containers slow to stop hold up neither the
+// allocations to create nor the other removals within the bound.
+func TestLoop_SlowRemovalsDoNotBlockOthers(t *testing.T) {
+	w := newWorld(t, "h1")
+	var gates []chan struct{}
+	for _, id := range []string{"old1", "old2", "old3"} {
+		w.rt.add(orphan(id, "h1"))
+		gates = append(gates, w.rt.gate("remove "+id))
+	}
+	w.leader(1, w.ctx)
+	e := NewExecutor(w.st, w.st.hub, w.rt, ExecutorConfig{Host: "h1", Parallelism: 2, Interval: 20 * time.Millisecond, Now: w.now.Now})
+	w.wg.Add(1)
+	go func() { defer w.wg.Done(); e.Run(w.ctx) }()
+	waitFor(t, "two removals under way", func() bool { return w.rt.arrived("remove ") == 2 })
+	w.component(`{"name":"web","image":"app:1","replicas":2}`)
+	w.waitRunning("web", 2, "h1=2")
+	w.rt.mu.Lock()
+	most := w.rt.mostRemoving
+	w.rt.mu.Unlock()
+	if most != 2 {
+		t.Errorf("%d removals at once while two stalled, want Parallelism (2)", most)
+	}
+	for _, g := range gates {
+		close(g)
+	}
+	waitFor(t, "the old containers removed", func() bool {
+		w.rt.mu.Lock()
+		defer w.rt.mu.Unlock()
+		return len(w.rt.removed) == 3
+	})
+	if most := w.rt.mostRemoving; most > 2 {
+		t.Errorf("%d removals at once, want at most 2", most)
+	}
+}
+
+// Rule: an allocation whose container is of another spec (changed by
+// hand) gets a new one only once the old one is gone, since they share a
+// name; and one that binds host ports is created only once no removal on
+// the host is under way, since the container going may hold them.
+func TestExecutor_CreatesOnlyOnceWhatItReplacesIsGone(t *testing.T) {
+	w := newWorld(t, "h1")
+	rs := w.placed(`{"name":"web","image":"app:1","replicas":1}`, 1)
+	rp := w.placed(`{"name":"port","image":"app:1","replicas":1,"ports":[{"container":80,"host":8080}]}`, 2)
+	var web, port AllocationRecord
+	for _, r := range rp {
+		if r.Component == "port" {
+			port = r
+		}
+	}
+	web = rs[0]
+	stale := Container{ID: "stale", Name: containerName(&web), State: "running", Labels: map[string]string{
+		LabelManaged: "true", LabelHost: "h1", LabelAlloc: web.ID, LabelComponent: "web", LabelSpec: "other"}}
+	w.rt.add(stale)
+	release := w.rt.gate("remove stale")
+	e := NewExecutor(w.st, w.st.hub, w.rt, ExecutorConfig{Host: "h1", Now: w.now.Now})
+	if err := e.Converge(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stale container's removal under way", func() bool { return w.rt.arrived("remove stale") == 1 })
+	if err := e.Converge(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := w.st.status(web.ID)
+	if s.State != StatePending || s.ContainerID != "" {
+		t.Errorf("web while its old container goes: %+v, want pending", s)
+	}
+	if s, _ := w.st.status(port.ID); s.State != StatePending || !strings.Contains(s.Reason, "host ports") {
+		t.Errorf("port while a container goes: %+v, want pending, waiting for host ports", s)
+	}
+	w.rt.mu.Lock()
+	made := len(w.rt.containers)
+	w.rt.mu.Unlock()
+	if made != 1 {
+		t.Errorf("%d containers while the stale one goes, want it alone", made)
+	}
+	close(release)
+	e.ops.Wait()
+	allRunning(t, e, w, []AllocationRecord{web, port})
 }

@@ -16,7 +16,9 @@ const (
 )
 
 // Runtime runs containers on one host. DockerRuntime is the real one; the
-// scheduler's tests use an in-memory fake.
+// scheduler's tests use an in-memory fake. The executor calls its methods
+// concurrently (a pull beside creations beside removals), and every call
+// honours ctx.
 type Runtime interface {
 	// Ping reports whether the engine answers. The executor asks at the
 	// start of every pass, and does nothing else with an engine that does

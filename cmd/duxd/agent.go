@@ -100,6 +100,7 @@ example DUX_DATA_DIR or DUX_BOOTSTRAP_EXPECT.`,
 	fl.BoolVar(&f.noDocker, "no-docker", false, "run no containers on this host: it takes no allocations")
 	fl.DurationVar(&f.sched.Interval, "scheduler-interval", 5*time.Second, "how often the leader plans when nothing changed")
 	fl.DurationVar(&f.exec.Interval, "executor-interval", 3*time.Second, "how often this host compares its containers with its allocations when nothing changed")
+	fl.IntVar(&f.exec.Parallelism, "executor-parallelism", 4, "containers this host removes at once, and creates or starts at once (pulls do not count)")
 	fl.BoolVar(&f.debug, "enable-debug", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
