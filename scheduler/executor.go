@@ -37,6 +37,12 @@ type ExecutorConfig struct {
 	// PingTimeout bounds the check, at the start of every pass, that the
 	// engine answers (default 5s).
 	PingTimeout time.Duration
+	// MinUptime is how long a container the engine has restarted (under
+	// its restart policy) must stay up before it counts as running again
+	// (default 10s, after which Docker too deems a restart a success):
+	// one that crash-loops is reported pending, "restarting", with its
+	// last exit code, not running, so rollouts count it as down.
+	MinUptime time.Duration
 	// EngineChanged, if set, is called with whether the engine answers, on
 	// the first pass and whenever that changes. The agent gossips it
 	// (cluster.Node.SetDocker): the leader places replicas only on hosts
@@ -66,9 +72,10 @@ type Executor struct {
 	rt  Runtime
 	log *slog.Logger
 
-	passMu sync.Mutex // one pass at a time; guards engineKnown and engineUp
+	passMu sync.Mutex // one pass at a time; guards engineKnown, engineUp and exits
 
-	engineKnown, engineUp bool // what EngineChanged was last told
+	engineKnown, engineUp bool           // what EngineChanged was last told
+	exits                 map[string]int // container -> last exit code seen while it was down
 
 	// mu guards the work in flight and what it leaves for later passes.
 	mu       sync.Mutex
@@ -113,6 +120,9 @@ func NewExecutor(st StateAPI, ev Events, rt Runtime, cfg ExecutorConfig) *Execut
 	if cfg.PingTimeout <= 0 {
 		cfg.PingTimeout = 5 * time.Second
 	}
+	if cfg.MinUptime <= 0 {
+		cfg.MinUptime = 10 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -120,7 +130,7 @@ func NewExecutor(st StateAPI, ev Events, rt Runtime, cfg ExecutorConfig) *Execut
 		cfg.Now = time.Now
 	}
 	return &Executor{cfg: cfg, st: st, ev: ev, rt: rt, log: cfg.Logger.With("subsystem", "executor"),
-		images: map[string]*imageState{}, creating: map[string]bool{}, removing: map[string]bool{},
+		exits: map[string]int{}, images: map[string]*imageState{}, creating: map[string]bool{}, removing: map[string]bool{},
 		failures:    map[string]string{},
 		createSlots: make(chan struct{}, cfg.Parallelism), removeSlots: make(chan struct{}, cfg.Parallelism),
 		wake: make(chan struct{}, 1)}
@@ -202,7 +212,13 @@ func (e *Executor) Converge(ctx context.Context) error {
 	}
 	byAlloc := map[string]Container{}
 	held := map[string]bool{} // allocations with a container still to remove
+	exits := make(map[string]int, len(e.exits))
 	for _, c := range containers {
+		if c.State != "running" && c.State != "created" {
+			exits[c.ID] = c.ExitCode
+		} else if code, ok := e.exits[c.ID]; ok {
+			exits[c.ID] = code
+		}
 		id := c.Labels[LabelAlloc]
 		r := mine[id]
 		_, dup := byAlloc[id]
@@ -218,6 +234,7 @@ func (e *Executor) Converge(ctx context.Context) error {
 		}
 		byAlloc[id] = c
 	}
+	e.exits = exits
 	var errs []error
 	for id, r := range mine {
 		st := e.converge(ctx, r, byAlloc[id], w, held[id])
@@ -310,8 +327,13 @@ func (e *Executor) converge(ctx context.Context, r *AllocationRecord, c Containe
 	switch c.State {
 	case "running":
 		st.State = StateRunning
-	case "restarting":
-		st.State, st.ExitCode = StatePending, c.ExitCode
+		if c.Restarts > 0 && e.cfg.Now().Sub(c.StartedAt) < e.cfg.MinUptime {
+			// Restarted by the engine a moment ago: it may be
+			// crash-looping, and is down until it stays up.
+			st.State, st.Reason, st.ExitCode = StatePending, ReasonRestarting, e.exits[c.ID]
+		}
+	case "restarting": // between two runs of a container that exits
+		st.State, st.Reason, st.ExitCode = StatePending, ReasonRestarting, c.ExitCode
 	case "created":
 		e.start(ctx, r, c.ID)
 		return failed()

@@ -287,3 +287,95 @@ func TestExecutor_CreatesOnlyOnceWhatItReplacesIsGone(t *testing.T) {
 	e.ops.Wait()
 	allRunning(t, e, w, []AllocationRecord{web, port})
 }
+
+// Rule: a container that crash-loops under Docker's restart policy is not
+// running: while Docker restarts it, and while it has run for less than
+// MinUptime since Docker last restarted it, it is reported pending,
+// "restarting", with its last exit code; once it stays up, running.
+func TestExecutor_CrashLoopIsNotRunning(t *testing.T) {
+	w := newWorld(t, "h1")
+	r := w.placed(`{"name":"web","image":"app:1","replicas":1}`, 1)[0]
+	e := NewExecutor(w.st, w.st.hub, w.rt, ExecutorConfig{Host: "h1", Now: w.now.Now, MinUptime: 10 * time.Second})
+	allRunning(t, e, w, []AllocationRecord{r})
+	s, _ := w.st.status(r.ID)
+	id := s.ContainerID
+	steps := []struct {
+		what   string
+		change func(c *Container)
+		state  string
+		reason string
+		exit   int
+	}{
+		{"exits, Docker about to restart it", func(c *Container) { c.State, c.ExitCode = "restarting", 3 },
+			StatePending, ReasonRestarting, 3},
+		{"restarted a moment ago", func(c *Container) {
+			c.State, c.ExitCode, c.Restarts, c.StartedAt = "running", 0, 1, w.now.Now().Add(-time.Second)
+		}, StatePending, ReasonRestarting, 3},
+		{"restarted again, a moment ago", func(c *Container) { c.Restarts, c.StartedAt = 2, w.now.Now() },
+			StatePending, ReasonRestarting, 3},
+		{"up for MinUptime", func(c *Container) { c.StartedAt = w.now.Now().Add(-10 * time.Second) },
+			StateRunning, "", 0},
+	}
+	for _, step := range steps {
+		w.rt.set(id, step.change)
+		pass(t, e, w.ctx)
+		s, _ := w.st.status(r.ID)
+		if s.State != step.state || s.Reason != step.reason || s.ExitCode != step.exit || s.ContainerID != id {
+			t.Errorf("%s: status %+v, want %s %q exit code %d", step.what, s, step.state, step.reason, step.exit)
+		}
+	}
+	w.rt.mu.Lock()
+	n := len(w.rt.containers)
+	w.rt.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d containers, want the one Docker restarts", n)
+	}
+}
+
+// Rule: a rollout whose new replicas crash-loop stops after
+// max_unavailable: the leader counts them as down.
+func TestLoop_RolloutStopsOnCrashLoop(t *testing.T) {
+	w := newWorld(t, "h1")
+	l := NewLeader(w.st, w.st.hub, LeaderConfig{Name: "m", Now: w.now.Now})
+	guard, err := l.claim(w.ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewExecutor(w.st, w.st.hub, w.rt, ExecutorConfig{Host: "h1", Now: w.now.Now})
+	step := func() {
+		t.Helper()
+		if err := l.pass(w.ctx, guard); err != nil && !errors.Is(err, errConflict) {
+			t.Fatal(err)
+		}
+		pass(t, e, w.ctx)
+	}
+	w.component(`{"name":"web","image":"app:1","replicas":3,"update":{"max_unavailable":1}}`)
+	waitFor(t, "3 running", func() bool { step(); return w.st.componentStatus("web").Running == 3 })
+
+	bad, _ := ParseComponent("web", []byte(`{"image":"app:1","replicas":3,"env":{"V":"2"}}`))
+	w.rt.mu.Lock()
+	w.rt.onStart = func(c *Container) { // the new spec's process exits at once; Docker restarts it
+		if c.Labels[LabelSpec] == bad.Hash() {
+			c.Restarts, c.StartedAt = 1, w.now.Now()
+		}
+	}
+	w.rt.mu.Unlock()
+	w.component(`{"name":"web","image":"app:1","replicas":3,"env":{"V":"2"},"update":{"max_unavailable":1}}`)
+	for range 10 {
+		step()
+	}
+	old, fresh := 0, 0
+	for _, r := range w.st.allocs() {
+		if r.Spec == bad.Hash() {
+			fresh++
+			if s, _ := w.st.status(r.ID); s.State != StatePending || s.Reason != ReasonRestarting {
+				t.Errorf("new replica %s: %+v, want pending, restarting", r.ID, s)
+			}
+		} else {
+			old++
+		}
+	}
+	if old != 2 || fresh != 1 {
+		t.Errorf("%d old and %d new replicas after the rollout ran on, want 2 and 1 (max_unavailable 1)", old, fresh)
+	}
+}

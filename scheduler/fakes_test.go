@@ -160,6 +160,9 @@ type fakeRuntime struct {
 	removed    []string
 	// onRemove, if set, is called (under the lock) after each removal.
 	onRemove func(f *fakeRuntime)
+	// onStart, if set, is called (under the lock) on each container
+	// started, to make it run otherwise (crash-loop, say).
+	onStart func(c *Container)
 	// down, if set, is the error of every call: the engine does not answer.
 	down error
 	// gates hold calls until closed, or until the call's ctx ends:
@@ -288,7 +291,17 @@ func (f *fakeRuntime) Start(_ context.Context, id string) error {
 		return fmt.Errorf("no container %s", id)
 	}
 	c.State = "running"
+	if f.onStart != nil {
+		f.onStart(c)
+	}
 	return nil
+}
+
+// set changes a container as the engine would.
+func (f *fakeRuntime) set(id string, change func(c *Container)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f.containers[id])
 }
 
 func (f *fakeRuntime) Remove(ctx context.Context, id string) error {
