@@ -8,12 +8,12 @@ import (
 // The executor's work on the engine runs in the background: a pass starts
 // it and a later pass sees what it did. Removals, and creations with
 // starts, each run at most Parallelism at a time; each image is pulled
-// once at a time, outside those bounds. A finished pull or removal wakes
-// the loop at once (allocations waited for the image, or for the old
-// container's name or ports). A finished creation or start does not: the
-// container is observed, and reported running, by the next pass on the
-// interval or a change, as when this work ran inside the pass, and a
-// failure is not retried in a tight loop.
+// once at a time, outside those bounds. Work that succeeds wakes the loop
+// at once, so what it did is reported, and what waited for it (an image,
+// a name, host ports) proceeds. A removal, creation or start that fails
+// does not: the next pass on the interval or a change reports it and
+// tries again, so a failure never spins. A pull wakes the loop either way;
+// its backoff keeps a failing image from being pulled again too soon.
 
 // work is a pass's view of the work in flight, read before the pass lists
 // the containers.
@@ -153,9 +153,13 @@ func (e *Executor) begin(ctx context.Context, alloc string, fn func() error) {
 			e.failures[alloc] = err.Error()
 		}
 		e.mu.Unlock()
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("starting container failed", "alloc", alloc, "error", err)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("starting container failed", "alloc", alloc, "error", err)
+			}
+			return
 		}
+		e.poke()
 	}()
 }
 
