@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -616,6 +617,53 @@ func TestScheduler_EngineComesAndGoes(t *testing.T) {
 	cli(t, a, "component", "rm", web)
 	eventually(t, 60*time.Second, func() error {
 		if cs := containers(t, web); len(cs) != 0 {
+			return fmt.Errorf("%d containers left", len(cs))
+		}
+		return nil
+	})
+}
+
+// Rule: a replica whose process keeps exiting, and which Docker keeps
+// restarting, is never reported running: it is pending, "restarting",
+// with its exit code, and the component counts it as not running, even
+// while Docker has it up for a moment between two crashes.
+func TestScheduler_CrashLoopIsNotRunning(t *testing.T) {
+	image := requireApp(t)
+	agents := startSchedulerCluster(t)
+	a := agents[0]
+	crash := runPrefix + "-crash"
+	apply(t, a, map[string]any{"name": crash, "image": image, "replicas": 1,
+		"env": map[string]string{"APP_EXIT": "3", "APP_EXIT_AFTER": "700ms"}})
+	var container string
+	restarting := 0
+	eventually(t, 90*time.Second, func() error {
+		st := allocStatuses(t, a, crash)
+		if len(st) != 1 {
+			return fmt.Errorf("statuses %+v", st)
+		}
+		s := st[0]
+		if s.State == scheduler.StateRunning && container != "" {
+			t.Fatalf("a crash-looping replica reported running: %+v", s)
+		}
+		if s.State == scheduler.StatePending && s.Reason == scheduler.ReasonRestarting && s.ExitCode == 3 {
+			container = s.ContainerID
+			restarting++
+		}
+		if restarting < 50 { // five seconds of polls: Docker restarts it meanwhile
+			return fmt.Errorf("status %+v, seen restarting %d times", s, restarting)
+		}
+		return nil
+	})
+	out, err := docker(ctxT(t, 30*time.Second), "inspect", "-f", "{{.RestartCount}}", container)
+	if n, _ := strconv.Atoi(out); err != nil || n == 0 {
+		t.Errorf("Docker restarted the container %q times (%v), want it crash-looping", out, err)
+	}
+	if s := componentStatus(t, a, crash); s.Running != 0 || s.Placed != 1 {
+		t.Errorf("component status %+v, want 1 placed, 0 running", s)
+	}
+	cli(t, a, "component", "rm", crash)
+	eventually(t, 60*time.Second, func() error {
+		if cs := containers(t, crash); len(cs) != 0 {
 			return fmt.Errorf("%d containers left", len(cs))
 		}
 		return nil
