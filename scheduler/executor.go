@@ -260,7 +260,20 @@ func (e *Executor) engine(down error) {
 	if e.engineKnown && e.engineUp == up {
 		return
 	}
+	back := e.engineKnown && up
 	e.engineKnown, e.engineUp = true, up
+	if back {
+		// What failed while the engine was away says nothing of it now:
+		// pull and create again at once; and the images it had may be gone.
+		e.mu.Lock()
+		for _, s := range e.images {
+			if !s.pulling {
+				*s = imageState{}
+			}
+		}
+		clear(e.failures)
+		e.mu.Unlock()
+	}
 	if up {
 		e.log.Info("container runtime answers")
 	} else {

@@ -379,3 +379,25 @@ func TestLoop_RolloutStopsOnCrashLoop(t *testing.T) {
 		t.Errorf("%d old and %d new replicas after the rollout ran on, want 2 and 1 (max_unavailable 1)", old, fresh)
 	}
 }
+
+// Rule: what failed while the engine was away (a pull in its backoff, a
+// creation) does not hold the host back once the engine answers again.
+func TestExecutor_ForgetsFailuresOfAnEngineThatWasAway(t *testing.T) {
+	w := newWorld(t, "h1")
+	r := w.placed(`{"name":"web","image":"app:1","replicas":1}`, 1)[0]
+	e := NewExecutor(w.st, w.st.hub, w.rt, ExecutorConfig{Host: "h1", Now: w.now.Now, PullBackoff: time.Hour})
+	release := w.rt.gate("pull app:1")
+	if err := e.Converge(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pull under way", func() bool { return w.rt.arrived("pull app:1") == 1 })
+	w.rt.setDown(errNoSocket) // the engine goes in the middle of the pull
+	close(release)
+	e.ops.Wait()
+	pass(t, e, w.ctx)
+	if s, _ := w.st.status(r.ID); s.State != StateFailed {
+		t.Fatalf("status while the engine is away: %+v, want failed", s)
+	}
+	w.rt.setDown(nil)
+	allRunning(t, e, w, []AllocationRecord{r}) // the clock stands still: no backoff runs out
+}

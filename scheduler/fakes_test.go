@@ -262,6 +262,9 @@ func (f *fakeRuntime) EnsureImage(ctx context.Context, image string) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down != nil {
+		return f.down
+	}
 	f.pulls[image]++
 	if !f.images[image] {
 		return fmt.Errorf("%w: pull %s: repository does not exist", ErrImage, image)
