@@ -58,9 +58,6 @@ type Config struct {
 	Labels map[string]string
 	// Resources are the host's CPU cores and memory, detected or set.
 	Resources Resources
-	// DockerCheck reports whether the host's Docker Engine answers; nil
-	// means no Docker.
-	DockerCheck func() bool
 	// CheckValue, if set, validates a value written to a key beyond the
 	// generic rules (a component spec at /components/<name>, say), on the
 	// member that receives the write, before it is proposed. A *fsm.Error

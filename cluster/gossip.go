@@ -23,7 +23,8 @@ func (n *Node) setupGossip() error {
 		Labels:  c.Labels,
 		CPU:     c.Resources.CPU,
 		Memory:  c.Resources.Memory,
-		Docker:  c.DockerCheck != nil && c.DockerCheck(),
+		// Docker is false until the host's executor finds its engine
+		// answering (SetDocker).
 	}
 	if b, _ := json.Marshal(n.meta); len(b) > memberlist.MetaMaxSize {
 		return fmt.Errorf("%w: gossip metadata is %d bytes, more than %d: use fewer or shorter labels",
@@ -59,6 +60,31 @@ func (n *Node) setupGossip() error {
 	n.ml = ml
 	n.selfGossip.Store(ml.LocalNode().Address())
 	n.started = time.Now()
+	return nil
+}
+
+// SetDocker records whether this host's Docker Engine answers and, when
+// that changed, gossips it to the other members at once (memberlist's
+// UpdateNode); the leader writes it to /hosts/<name> as the host's docker
+// flag, and the scheduler places replicas only on hosts whose flag is set.
+// It is false until first set. The error says the change was not
+// broadcast within a few seconds; it still reaches the others with the
+// next push-pull exchange. It must not be called from a memberlist
+// delegate.
+func (n *Node) SetDocker(up bool) error {
+	n.updateMu.Lock()
+	defer n.updateMu.Unlock()
+	n.metaMu.Lock()
+	changed := n.meta.Docker != up
+	n.meta.Docker = up
+	n.metaMu.Unlock()
+	if !changed {
+		return nil
+	}
+	n.log.Info("advertising the Docker engine", "docker", up)
+	if err := n.ml.UpdateNode(5 * time.Second); err != nil {
+		return fmt.Errorf("gossip docker=%v: %w", up, err)
+	}
 	return nil
 }
 

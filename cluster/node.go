@@ -46,7 +46,11 @@ type Node struct {
 	boltStore *raftboltdb.BoltStore
 	snaps     *raft.FileSnapshotStore
 
-	ml         *memberlist.Memberlist
+	ml *memberlist.Memberlist
+	// updateMu serialises changes of meta with their broadcast
+	// (memberlist's UpdateNode), so the last change made is the last one
+	// gossiped. Taken before metaMu.
+	updateMu   sync.Mutex
 	metaMu     sync.Mutex // guards meta, which memberlist reads at any time
 	meta       memberMeta
 	gossipCh   chan struct{}

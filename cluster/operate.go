@@ -148,12 +148,14 @@ func (n *Node) Leave(ctx context.Context) error {
 	n.log.Info("leaving the cluster")
 	// Say so first: the autopilot then neither re-adds nor promotes this
 	// member, and the others record a leave, not a failure.
+	n.updateMu.Lock()
 	n.metaMu.Lock()
 	n.meta.Leaving = true
 	n.metaMu.Unlock()
 	if err := n.ml.UpdateNode(5 * time.Second); err != nil {
 		n.log.Warn("leave: announce", "error", err)
 	}
+	n.updateMu.Unlock()
 	if n.IsLeader() && n.voterCount() > 1 {
 		if _, err := n.TransferLeader(ctx, ""); err != nil {
 			return fmt.Errorf("leave: %w", err)

@@ -102,6 +102,7 @@ type agent struct {
 	raft    string
 	gossip  string
 	extra   []string
+	env     []string // added to the test's environment
 	logPath string
 
 	mu   sync.Mutex
@@ -156,6 +157,9 @@ func (a *agent) start() {
 	}
 	cmd := exec.Command(a.bin, a.args()...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(a.env) > 0 {
+		cmd.Env = append(os.Environ(), a.env...)
+	}
 	if err := cmd.Start(); err != nil {
 		a.t.Fatalf("start %s: %v", a.name, err)
 	}
@@ -251,6 +255,18 @@ func startClusterOf(t *testing.T, bin string, n int, extra ...string) []*agent {
 // startClusterNamed is startClusterOf with the members' names.
 func startClusterNamed(t *testing.T, bin string, names []string, extra ...string) []*agent {
 	t.Helper()
+	agents := clusterAgents(t, bin, names, extra...)
+	for _, a := range agents {
+		a.start()
+	}
+	waitLeader(t, agents)
+	return agents
+}
+
+// clusterAgents returns the agents startClusterNamed starts, not started
+// yet.
+func clusterAgents(t *testing.T, bin string, names []string, extra ...string) []*agent {
+	t.Helper()
 	n := len(names)
 	agents := make([]*agent, n)
 	for i := range agents {
@@ -264,9 +280,7 @@ func startClusterNamed(t *testing.T, bin string, names []string, extra ...string
 				a.extra = append(a.extra, "--join", b.gossip)
 			}
 		}
-		a.start()
 	}
-	waitLeader(t, agents)
 	return agents
 }
 

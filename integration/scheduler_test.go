@@ -6,15 +6,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dux-io/dux/cluster"
 	"github.com/dux-io/dux/proto"
 	"github.com/dux-io/dux/scheduler"
 )
@@ -395,4 +399,273 @@ func allocStatuses(t *testing.T, a *agent, component string) []scheduler.AllocSt
 		}
 	}
 	return out
+}
+
+// socketProxy stands for a Docker Engine that starts and stops: a unix
+// socket that, while up, forwards every connection to this machine's real
+// engine. Taking it down closes the socket and every connection through
+// it; the real engine, and what others run on it, is not touched.
+type socketProxy struct {
+	path, target string
+
+	mu    sync.Mutex
+	l     net.Listener
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup
+}
+
+// engineSocket returns the unix socket of the engine the docker CLI uses,
+// or "" when it is not a unix socket.
+func engineSocket() string {
+	host := os.Getenv("DOCKER_HOST")
+	if host == "" {
+		return "/var/run/docker.sock"
+	}
+	if p, ok := strings.CutPrefix(host, "unix://"); ok {
+		return p
+	}
+	return ""
+}
+
+func (p *socketProxy) up(t *testing.T) {
+	t.Helper()
+	l, err := net.Listen("unix", p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.l, p.conns = l, map[net.Conn]bool{}
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("unix", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			if p.l != l { // taken down meanwhile
+				p.mu.Unlock()
+				c.Close()
+				up.Close()
+				return
+			}
+			p.conns[c], p.conns[up] = true, true
+			p.mu.Unlock()
+			p.wg.Add(2)
+			pipe := func(dst, src net.Conn) {
+				defer p.wg.Done()
+				io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			go pipe(up, c)
+			go pipe(c, up)
+		}
+	}()
+}
+
+// down closes the socket (the listener unlinks it) and every connection
+// through it, and waits until nothing is forwarded any more.
+func (p *socketProxy) down() {
+	p.mu.Lock()
+	if p.l != nil {
+		p.l.Close()
+		p.l = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func hostRecord(t *testing.T, a *agent, name string) (cluster.Host, error) {
+	t.Helper()
+	resp, err := a.state().Get(ctxT(t, 10*time.Second), &proto.GetRequest{Key: cluster.HostsPrefix + name})
+	if err != nil {
+		return cluster.Host{}, err
+	}
+	var h cluster.Host
+	return h, json.Unmarshal(resp.Kv.Value, &h)
+}
+
+func componentStatus(t *testing.T, a *agent, name string) scheduler.ComponentStatus {
+	t.Helper()
+	var s scheduler.ComponentStatus
+	resp, err := a.state().Get(ctxT(t, 10*time.Second), &proto.GetRequest{Key: scheduler.ComponentStatusPrefix + name})
+	if err == nil {
+		json.Unmarshal(resp.Kv.Value, &s)
+	}
+	return s
+}
+
+// waitDocker waits until the host record of member says docker = want.
+func waitDocker(t *testing.T, a *agent, member string, want bool) {
+	t.Helper()
+	eventually(t, 60*time.Second, func() error {
+		h, err := hostRecord(t, a, member)
+		if err != nil || h.Docker != want || h.Status != cluster.StatusAlive {
+			return fmt.Errorf("host %s: %+v %v, want alive with docker=%v", member, h, err, want)
+		}
+		return nil
+	})
+}
+
+// Rule: a host's Docker flag follows its engine at runtime. A member
+// whose engine starts after it takes no replicas until the engine answers,
+// then takes them; when the engine stops, the host takes no more, keeps
+// its allocations and reports them failed ("container runtime
+// unreachable"), so the leader does not count them as running; when the
+// engine answers again they run again. The third member's engine is a
+// socket the test forwards to the real engine, or not.
+func TestScheduler_EngineComesAndGoes(t *testing.T) {
+	image := requireApp(t)
+	target := engineSocket()
+	if target == "" {
+		t.Skipf("the engine is not on a unix socket (DOCKER_HOST=%s): no way to stand one in", os.Getenv("DOCKER_HOST"))
+	}
+	dir, err := os.MkdirTemp("", "dux-sock-") // short: a socket path has at most 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	proxy := &socketProxy{path: filepath.Join(dir, "docker.sock"), target: target}
+	t.Cleanup(proxy.down) // after the agents are killed: cleanups run last first
+
+	names := []string{runPrefix + "-e1", runPrefix + "-e2", runPrefix + "-e3"}
+	agents := clusterAgents(t, duxdBin, names, "--no-docker=false", "--gossip-profile", "local",
+		"--executor-interval", "1s", "--scheduler-interval", "1s")
+	late := agents[2]
+	late.env = []string{"DOCKER_HOST=unix://" + proxy.path}
+	for _, a := range agents {
+		a.start()
+	}
+	waitLeader(t, agents)
+	a := agents[0]
+	web := runPrefix + "-late"
+
+	t.Log("no engine behind the third member's socket: it takes no replicas")
+	waitDocker(t, a, names[0], true)
+	waitDocker(t, a, names[1], true)
+	waitDocker(t, a, late.name, false)
+	spec := map[string]any{"name": web, "image": image, "replicas": 4}
+	apply(t, a, spec)
+	waitSpread(t, web, 4, "2 2")
+	for _, r := range allocations(t, a, web) {
+		if r.Host == late.name {
+			t.Errorf("allocation %s placed on %s, whose engine does not answer", r.ID, late.name)
+		}
+	}
+
+	t.Log("the engine appears: the member takes replicas")
+	proxy.up(t)
+	waitDocker(t, a, late.name, true)
+	spec["replicas"] = 6
+	apply(t, a, spec)
+	waitSpread(t, web, 6, "2 2 2")
+	onLate := func() []scheduler.AllocationRecord {
+		var out []scheduler.AllocationRecord
+		for _, r := range allocations(t, a, web) {
+			if r.Host == late.name {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	eventually(t, 60*time.Second, func() error {
+		if s := componentStatus(t, a, web); s.Running != 6 {
+			return fmt.Errorf("component status %+v, want 6 running", s)
+		}
+		return nil
+	})
+
+	t.Log("the engine goes: its replicas are reported failed, not running, and stay placed")
+	proxy.down()
+	waitDocker(t, a, late.name, false)
+	eventually(t, 60*time.Second, func() error {
+		for _, s := range allocStatuses(t, a, web) {
+			if s.Host == late.name && (s.State != scheduler.StateFailed || !strings.HasPrefix(s.Reason, "container runtime unreachable: ")) {
+				return fmt.Errorf("status %+v, want failed, runtime unreachable", s)
+			}
+		}
+		if s := componentStatus(t, a, web); s.Running != 4 || s.Failed != 2 || s.Placed != 6 {
+			return fmt.Errorf("component status %+v, want 4 running and 2 failed of 6 placed", s)
+		}
+		return nil
+	})
+	if n := len(onLate()); n != 2 {
+		t.Errorf("%d allocations left on %s, want the 2 it had", n, late.name)
+	}
+
+	t.Log("the engine answers again: they run again")
+	proxy.up(t)
+	waitDocker(t, a, late.name, true)
+	eventually(t, 60*time.Second, func() error {
+		if s := componentStatus(t, a, web); s.Running != 6 {
+			return fmt.Errorf("component status %+v, want 6 running", s)
+		}
+		return nil
+	})
+
+	cli(t, a, "component", "rm", web)
+	eventually(t, 60*time.Second, func() error {
+		if cs := containers(t, web); len(cs) != 0 {
+			return fmt.Errorf("%d containers left", len(cs))
+		}
+		return nil
+	})
+}
+
+// Rule: a replica whose process keeps exiting, and which Docker keeps
+// restarting, is never reported running: it is pending, "restarting",
+// with its exit code, and the component counts it as not running, even
+// while Docker has it up for a moment between two crashes.
+func TestScheduler_CrashLoopIsNotRunning(t *testing.T) {
+	image := requireApp(t)
+	agents := startSchedulerCluster(t)
+	a := agents[0]
+	crash := runPrefix + "-crash"
+	apply(t, a, map[string]any{"name": crash, "image": image, "replicas": 1,
+		"env": map[string]string{"APP_EXIT": "3", "APP_EXIT_AFTER": "700ms"}})
+	var container string
+	restarting := 0
+	eventually(t, 90*time.Second, func() error {
+		st := allocStatuses(t, a, crash)
+		if len(st) != 1 {
+			return fmt.Errorf("statuses %+v", st)
+		}
+		s := st[0]
+		if s.State == scheduler.StateRunning && container != "" {
+			t.Fatalf("a crash-looping replica reported running: %+v", s)
+		}
+		if s.State == scheduler.StatePending && s.Reason == scheduler.ReasonRestarting && s.ExitCode == 3 {
+			container = s.ContainerID
+			restarting++
+		}
+		if restarting < 50 { // five seconds of polls: Docker restarts it meanwhile
+			return fmt.Errorf("status %+v, seen restarting %d times", s, restarting)
+		}
+		return nil
+	})
+	out, err := docker(ctxT(t, 30*time.Second), "inspect", "-f", "{{.RestartCount}}", container)
+	if n, _ := strconv.Atoi(out); err != nil || n == 0 {
+		t.Errorf("Docker restarted the container %q times (%v), want it crash-looping", out, err)
+	}
+	if s := componentStatus(t, a, crash); s.Running != 0 || s.Placed != 1 {
+		t.Errorf("component status %+v, want 1 placed, 0 running", s)
+	}
+	cli(t, a, "component", "rm", crash)
+	eventually(t, 60*time.Second, func() error {
+		if cs := containers(t, crash); len(cs) != 0 {
+			return fmt.Errorf("%d containers left", len(cs))
+		}
+		return nil
+	})
 }

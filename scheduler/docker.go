@@ -60,18 +60,20 @@ func (d *DockerRuntime) List(ctx context.Context, host string) ([]Container, err
 		if len(s.Names) > 0 {
 			c.Name = s.Names[0]
 		}
-		if c.State != string(container.StateRunning) {
-			// Only an inspection tells the exit code and the error.
-			in, err := d.cli.ContainerInspect(ctx, s.ID)
-			if client.IsErrNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("docker inspect %s: %w", s.ID, err)
-			}
-			if in.State != nil {
-				c.State, c.ExitCode, c.Error = string(in.State.Status), in.State.ExitCode, in.State.Error
-			}
+		// Only an inspection tells the exit code, the error, and, of a
+		// running container, whether Docker has just restarted it (one
+		// that crash-loops is running between its restarts).
+		in, err := d.cli.ContainerInspect(ctx, s.ID)
+		if client.IsErrNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("docker inspect %s: %w", s.ID, err)
+		}
+		c.Restarts = in.RestartCount
+		if in.State != nil {
+			c.State, c.ExitCode, c.Error = string(in.State.Status), in.State.ExitCode, in.State.Error
+			c.StartedAt, _ = time.Parse(time.RFC3339Nano, in.State.StartedAt)
 		}
 		out = append(out, c)
 	}

@@ -160,6 +160,19 @@ type fakeRuntime struct {
 	removed    []string
 	// onRemove, if set, is called (under the lock) after each removal.
 	onRemove func(f *fakeRuntime)
+	// onStart, if set, is called (under the lock) on each container
+	// started, to make it run otherwise (crash-loop, say).
+	onStart func(c *Container)
+	// down, if set, is the error of every call: the engine does not answer.
+	down error
+	// gates hold calls until closed, or until the call's ctx ends:
+	// "pull <image>" holds EnsureImage of the image, "remove <id>" Remove
+	// of the container. reached counts the calls that came to a gate.
+	gates   map[string]chan struct{}
+	reached map[string]int
+	// removing is how many Remove calls are under way; mostRemoving the
+	// most there ever were at once.
+	removing, mostRemoving int
 }
 
 func newFakeRuntime(images ...string) *fakeRuntime {
@@ -170,9 +183,25 @@ func newFakeRuntime(images ...string) *fakeRuntime {
 	return f
 }
 
+func (f *fakeRuntime) Ping(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.down
+}
+
+// setDown makes the engine stop answering (err) or answer again (nil).
+func (f *fakeRuntime) setDown(err error) {
+	f.mu.Lock()
+	f.down = err
+	f.mu.Unlock()
+}
+
 func (f *fakeRuntime) List(_ context.Context, host string) ([]Container, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down != nil {
+		return nil, f.down
+	}
 	var out []Container
 	for _, c := range f.containers {
 		if c.Labels[LabelManaged] == "true" && c.Labels[LabelHost] == host {
@@ -182,9 +211,60 @@ func (f *fakeRuntime) List(_ context.Context, host string) ([]Container, error) 
 	return out, nil
 }
 
-func (f *fakeRuntime) EnsureImage(_ context.Context, image string) error {
+// gate returns a gate that holds the calls named by key until closed.
+func (f *fakeRuntime) gate(key string) chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.gates == nil {
+		f.gates, f.reached = map[string]chan struct{}{}, map[string]int{}
+	}
+	g := make(chan struct{})
+	f.gates[key] = g
+	return g
+}
+
+// wait holds a call at its gate, if it has one.
+func (f *fakeRuntime) wait(ctx context.Context, key string) error {
+	f.mu.Lock()
+	g := f.gates[key]
+	if g != nil {
+		f.reached[key]++
+	}
+	f.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	select {
+	case <-g:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// arrived counts the calls that came to the gates whose key begins with
+// prefix.
+func (f *fakeRuntime) arrived(prefix string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for k, v := range f.reached {
+		if strings.HasPrefix(k, prefix) {
+			n += v
+		}
+	}
+	return n
+}
+
+func (f *fakeRuntime) EnsureImage(ctx context.Context, image string) error {
+	if err := f.wait(ctx, "pull "+image); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down != nil {
+		return f.down
+	}
 	f.pulls[image]++
 	if !f.images[image] {
 		return fmt.Errorf("%w: pull %s: repository does not exist", ErrImage, image)
@@ -214,12 +294,31 @@ func (f *fakeRuntime) Start(_ context.Context, id string) error {
 		return fmt.Errorf("no container %s", id)
 	}
 	c.State = "running"
+	if f.onStart != nil {
+		f.onStart(c)
+	}
 	return nil
 }
 
-func (f *fakeRuntime) Remove(_ context.Context, id string) error {
+// set changes a container as the engine would.
+func (f *fakeRuntime) set(id string, change func(c *Container)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	change(f.containers[id])
+}
+
+func (f *fakeRuntime) Remove(ctx context.Context, id string) error {
+	f.mu.Lock()
+	f.removing++
+	f.mostRemoving = max(f.mostRemoving, f.removing)
+	f.mu.Unlock()
+	err := f.wait(ctx, "remove "+id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removing--
+	if err != nil {
+		return err
+	}
 	if f.containers[id] != nil && f.containers[id].Labels[LabelManaged] != "true" {
 		panic("removed a container Dux did not make: " + id)
 	}

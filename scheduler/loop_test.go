@@ -193,9 +193,7 @@ func TestExecutor_NeverTouchesForeignContainers(t *testing.T) {
 	w.rt.add(Container{ID: "orphan", Name: "y", State: "running",
 		Labels: map[string]string{LabelManaged: "true", LabelHost: "h1", LabelAlloc: "gone", LabelComponent: "web"}})
 	e := NewExecutor(w.st, w.st.hub, w.rt, ExecutorConfig{Host: "h1", Now: w.now.Now})
-	if err := e.Converge(w.ctx); err != nil {
-		t.Fatal(err)
-	}
+	pass(t, e, w.ctx)
 	w.rt.mu.Lock()
 	defer w.rt.mu.Unlock()
 	if strings.Join(w.rt.removed, ",") != "orphan" {
@@ -219,35 +217,39 @@ func TestExecutor_ReplacesRemovedContainer(t *testing.T) {
 	})
 }
 
+// Rule: an image that cannot be pulled is reported (failed, with the
+// pull's error) and pulled again only after its backoff, never on every
+// pass.
 func TestExecutor_ImageThatCannotBePulled(t *testing.T) {
 	w := newWorld(t, "h1")
-	w.leader(1, w.ctx)
-	w.component(`{"name":"bad","image":"nowhere/missing:1","replicas":1}`)
-	waitFor(t, "allocation", func() bool { return len(w.st.allocs()) == 1 })
+	r := w.placed(`{"name":"bad","image":"nowhere/missing:1","replicas":1}`, 1)[0]
 	e := NewExecutor(w.st, w.st.hub, w.rt, ExecutorConfig{Host: "h1", Now: w.now.Now, PullBackoff: time.Minute})
-	for range 5 {
-		if err := e.Converge(w.ctx); err != nil {
-			t.Fatal(err)
-		}
+	pulls := func() int {
+		w.rt.mu.Lock()
+		defer w.rt.mu.Unlock()
+		return w.rt.pulls["nowhere/missing:1"]
 	}
-	r := w.st.allocs()[0]
+	if err := e.Converge(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := w.st.status(r.ID); s.State != StatePending || s.Reason != "pulling nowhere/missing:1" {
+		t.Errorf("status while pulling: %+v, want pending, pulling nowhere/missing:1", s)
+	}
+	e.ops.Wait()
+	for range 5 {
+		pass(t, e, w.ctx)
+	}
 	s, _ := w.st.status(r.ID)
 	if s.State != StateFailed || !strings.Contains(s.Reason, "nowhere/missing:1") || !strings.Contains(s.Reason, ErrImage.Error()) {
 		t.Fatalf("status %+v, want failed with the pull error", s)
 	}
-	w.rt.mu.Lock()
-	pulls := w.rt.pulls["nowhere/missing:1"]
-	w.rt.mu.Unlock()
-	if pulls != 1 {
-		t.Fatalf("%d pulls in the backoff window, want 1", pulls)
+	if n := pulls(); n != 1 {
+		t.Fatalf("%d pulls in the backoff window, want 1", n)
 	}
 	w.now.add(2 * time.Minute)
-	e.Converge(w.ctx)
-	w.rt.mu.Lock()
-	pulls = w.rt.pulls["nowhere/missing:1"]
-	w.rt.mu.Unlock()
-	if pulls != 2 {
-		t.Fatalf("%d pulls after the backoff, want 2", pulls)
+	pass(t, e, w.ctx)
+	if n := pulls(); n != 2 {
+		t.Fatalf("%d pulls after the backoff, want 2", n)
 	}
 }
 

@@ -412,3 +412,28 @@ func TestCompute_ReplicaOnSuspectHostCountsAsDown(t *testing.T) {
 		t.Fatalf("plan %+v, want nothing while a replica is down on a suspect host", p)
 	}
 }
+
+// Rule: a host that is ineligible (its engine does not answer) takes no
+// new replica but keeps those it has, even when they are not running; only
+// its status (failed, left) moves them.
+func TestCompute_IneligibleHostKeepsItsReplicas(t *testing.T) {
+	web := comp("web", 3)
+	hosts := []Host{host("h1", func(h *Host) { h.Ineligible = "no Docker engine" }), host("h2")}
+	allocs := []Allocation{alloc("a1", "web", "h1", web), alloc("a2", "web", "h1", web)}
+	for i := range allocs {
+		allocs[i].Running = false // reported failed: runtime unreachable
+	}
+	p := Compute([]*Component{web}, hosts, allocs, ids())
+	if len(p.Stop) != 0 {
+		t.Errorf("stopped %v on an ineligible host, want them kept", p.Stop)
+	}
+	if got := perHost(allocs, p, "web"); got["h1"] != 2 || got["h2"] != 1 {
+		t.Errorf("replicas per host %v, want h1 keeping 2 and the third on h2", got)
+	}
+	hosts[1].Ineligible = "no Docker engine"
+	p = Compute([]*Component{web}, hosts, allocs, ids())
+	if len(p.Add) != 0 || len(p.Stop) != 0 || len(p.Unplaced["web"]) != 1 ||
+		!strings.Contains(p.Unplaced["web"][0], "no Docker engine (h1, h2)") {
+		t.Errorf("no eligible host: plan %+v, want nothing added or stopped and the reason", p)
+	}
+}

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Labels every container made by Dux carries. A container without
@@ -16,10 +17,17 @@ const (
 )
 
 // Runtime runs containers on one host. DockerRuntime is the real one; the
-// scheduler's tests use an in-memory fake.
+// scheduler's tests use an in-memory fake. The executor calls its methods
+// concurrently (a pull beside creations beside removals), and every call
+// honours ctx.
 type Runtime interface {
+	// Ping reports whether the engine answers. The executor asks at the
+	// start of every pass, and does nothing else with an engine that does
+	// not.
+	Ping(ctx context.Context) error
 	// List returns the containers Dux made for host: those labelled
-	// dux.managed=true and dux.host=host, running or not.
+	// dux.managed=true and dux.host=host, running or not, with their
+	// state, exit code, restarts and start time.
 	List(ctx context.Context, host string) ([]Container, error)
 	// EnsureImage pulls the image unless it is present; the error of a
 	// pull that fails says why.
@@ -40,10 +48,16 @@ type Container struct {
 	Labels map[string]string
 	// State is created, running, restarting, paused, exited, dead or
 	// removing (Docker's words).
-	State    string
+	State string
+	// ExitCode is the last exit code: Docker resets it to 0 when it
+	// starts the container again.
 	ExitCode int
 	// Error is the runtime's reason a container failed to start.
 	Error string
+	// Restarts counts the times the engine restarted the container under
+	// its restart policy; StartedAt is when it last started.
+	Restarts  int
+	StartedAt time.Time
 }
 
 // ContainerSpec is what the executor asks the runtime to create.

@@ -44,6 +44,12 @@ const (
 	StateFailed  = "failed"
 )
 
+// ReasonRestarting is the reason of a pending allocation whose container
+// the engine is restarting under its restart policy, or restarted less
+// than ExecutorConfig.MinUptime ago: it may be crash-looping. Its
+// exit_code is the last exit code seen.
+const ReasonRestarting = "restarting"
+
 // AllocationRecord is the value of /allocations/<component>/<id>: where a
 // replica runs and what it runs. It carries the spec it was placed with, so
 // that an executor can (re)create the replica even after the component has

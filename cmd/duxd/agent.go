@@ -100,6 +100,7 @@ example DUX_DATA_DIR or DUX_BOOTSTRAP_EXPECT.`,
 	fl.BoolVar(&f.noDocker, "no-docker", false, "run no containers on this host: it takes no allocations")
 	fl.DurationVar(&f.sched.Interval, "scheduler-interval", 5*time.Second, "how often the leader plans when nothing changed")
 	fl.DurationVar(&f.exec.Interval, "executor-interval", 3*time.Second, "how often this host compares its containers with its allocations when nothing changed")
+	fl.IntVar(&f.exec.Parallelism, "executor-parallelism", 4, "containers this host removes at once, and creates or starts at once (pulls do not count)")
 	fl.BoolVar(&f.debug, "enable-debug", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -176,8 +177,10 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	store.SetHook(hub.Applied)
 	store.SetRestoreHook(hub.Restored)
 	cfg.CheckValue = scheduler.CheckValue
-	rt := f.docker(logger)
-	cfg.DockerCheck = func() bool { return rt != nil }
+	rt, err := f.docker()
+	if err != nil {
+		return usageError{err}
+	}
 	node, err := cluster.New(cfg, store)
 	if err != nil {
 		if rt != nil {
@@ -227,32 +230,27 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	return shutdown(node, grpcSrv, httpSrv, serveErr)
 }
 
-// docker connects to this host's Docker Engine (DOCKER_HOST, or the
-// default socket) unless --no-docker, and returns nil when none answers.
-// It is asked once, at start: what the host advertises and whether it runs
-// an executor agree.
-func (f *agentFlags) docker(logger *slog.Logger) *scheduler.DockerRuntime {
+// docker returns the client of this host's Docker Engine (DOCKER_HOST,
+// or the default socket), or nil with --no-docker. The engine need not
+// answer yet: the executor asks on every pass, and the host advertises
+// what it finds, so an engine that starts after the agent is used, and
+// one that stops is noticed. An environment that names no valid engine
+// (a malformed DOCKER_HOST, say) is an error.
+func (f *agentFlags) docker() (*scheduler.DockerRuntime, error) {
 	if f.noDocker {
-		return nil
+		return nil, nil
 	}
 	rt, err := scheduler.NewDockerRuntime()
 	if err != nil {
-		logger.Info("no Docker engine: this host runs no containers", "error", err)
-		return nil
+		return nil, fmt.Errorf("%w (or run with --no-docker)", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rt.Ping(ctx); err != nil {
-		logger.Info("no Docker engine: this host runs no containers", "error", err)
-		rt.Close()
-		return nil
-	}
-	return rt
+	return rt, nil
 }
 
 // startScheduler registers the scheduler's leader loop and, given a
-// Docker runtime, starts this host's executor. The function it returns
-// stops the executor.
+// Docker runtime, starts this host's executor, which gossips whether the
+// engine answers (the host takes replicas only while it does). The
+// function it returns stops the executor.
 func startScheduler(ctx context.Context, f *agentFlags, node *cluster.Node, hub *dispatch.Hub, rt *scheduler.DockerRuntime, logger *slog.Logger) func() {
 	sc := f.sched
 	sc.Name, sc.Logger = node.Name(), logger
@@ -262,6 +260,11 @@ func startScheduler(ctx context.Context, f *agentFlags, node *cluster.Node, hub 
 	}
 	ec := f.exec
 	ec.Host, ec.Logger = node.Name(), logger
+	ec.EngineChanged = func(up bool) {
+		if err := node.SetDocker(up); err != nil {
+			logger.Warn("advertising whether the Docker engine answers", "docker", up, "error", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Rule: the agent's HTTP server serves the web UI under /ui/, sends a
@@ -50,5 +53,36 @@ func TestWithUI_Routes(t *testing.T) {
 				t.Errorf("%s %s: Content-Type %q", c.method, c.path, rec.Header().Get("Content-Type"))
 			}
 		}
+	}
+}
+
+// Rule: the agent makes its Docker client whether or not the engine
+// answers at start (the executor asks on every pass, so an engine that
+// starts later is used); only --no-docker goes without, and a DOCKER_HOST
+// that names no engine at all is an error, not a silent "no Docker".
+func TestAgentFlags_DockerClientWithoutEngine(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "docker.sock"))
+	f := &agentFlags{}
+	rt, err := f.docker()
+	if err != nil || rt == nil {
+		t.Fatalf("docker() with no engine yet: %v, %v; want a client", rt, err)
+	}
+	defer rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.Ping(ctx); err == nil {
+		t.Errorf("ping of a socket that does not exist succeeded")
+	}
+
+	f.noDocker = true
+	if rt, err := f.docker(); rt != nil || err != nil {
+		t.Errorf("docker() with --no-docker: %v, %v; want none", rt, err)
+	}
+
+	f.noDocker = false
+	t.Setenv("DOCKER_HOST", "no-scheme-here")
+	if rt, err := f.docker(); err == nil {
+		rt.Close()
+		t.Errorf("docker() with a malformed DOCKER_HOST: no error")
 	}
 }
