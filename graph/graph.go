@@ -115,6 +115,14 @@ type Cycle struct {
 // Graph is the whole graph. Nodes are actors then prefixes, each sorted by
 // name; edges are sorted by actor, prefix and access; cycles by ID.
 type Graph struct {
+	// Revision is the revision of the state the declared uses were read
+	// at; Member names the member that drew the graph (observed reads are
+	// those of its subscribers); ObservedWindowSeconds is how long an
+	// observed write stays in it. The Builder leaves them to its caller.
+	Revision              uint64 `json:"revision"`
+	Member                string `json:"member,omitempty"`
+	ObservedWindowSeconds int64  `json:"observed_window_seconds"`
+
 	Nodes  []Node  `json:"nodes"`
 	Edges  []Edge  `json:"edges"`
 	Cycles []Cycle `json:"cycles"`
