@@ -266,7 +266,7 @@ type SubscribeRequest struct {
 	// in the middle of that revision.
 	Skip uint32 `protobuf:"varint,8,opt,name=skip,proto3" json:"skip,omitempty"`
 	// name, if set, names the subscriber in the graph of who reads and
-	// writes what (Graph.Get): while it is subscribed, its channels are
+	// writes what (Graph.Draw): while it is subscribed, its channels are
 	// what it reads. A program that writes with the same name as origin is
 	// one actor. UTF-8, at most 256 bytes, no control character.
 	Name          string `protobuf:"bytes,9,opt,name=name,proto3" json:"name,omitempty"`

@@ -442,9 +442,9 @@ const file_dux_v1_graph_proto_rawDesc = "" +
 	"\x17observed_window_seconds\x18\x03 \x01(\x03R\x15observedWindowSeconds\x12'\n" +
 	"\x05nodes\x18\x04 \x03(\v2\x11.dux.v1.GraphNodeR\x05nodes\x12'\n" +
 	"\x05edges\x18\x05 \x03(\v2\x11.dux.v1.GraphEdgeR\x05edges\x12*\n" +
-	"\x06cycles\x18\x06 \x03(\v2\x12.dux.v1.GraphCycleR\x06cycles2;\n" +
-	"\x05Graph\x122\n" +
-	"\x03Get\x12\x14.dux.v1.GraphRequest\x1a\x15.dux.v1.GraphResponseB#Z!github.com/dux-io/dux/proto;protob\x06proto3"
+	"\x06cycles\x18\x06 \x03(\v2\x12.dux.v1.GraphCycleR\x06cycles2<\n" +
+	"\x05Graph\x123\n" +
+	"\x04Draw\x12\x14.dux.v1.GraphRequest\x1a\x15.dux.v1.GraphResponseB#Z!github.com/dux-io/dux/proto;protob\x06proto3"
 
 var (
 	file_dux_v1_graph_proto_rawDescOnce sync.Once
@@ -470,8 +470,8 @@ var file_dux_v1_graph_proto_depIdxs = []int32{
 	1, // 0: dux.v1.GraphResponse.nodes:type_name -> dux.v1.GraphNode
 	2, // 1: dux.v1.GraphResponse.edges:type_name -> dux.v1.GraphEdge
 	3, // 2: dux.v1.GraphResponse.cycles:type_name -> dux.v1.GraphCycle
-	0, // 3: dux.v1.Graph.Get:input_type -> dux.v1.GraphRequest
-	4, // 4: dux.v1.Graph.Get:output_type -> dux.v1.GraphResponse
+	0, // 3: dux.v1.Graph.Draw:input_type -> dux.v1.GraphRequest
+	4, // 4: dux.v1.Graph.Draw:output_type -> dux.v1.GraphResponse
 	4, // [4:5] is the sub-list for method output_type
 	3, // [3:4] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name

@@ -19,7 +19,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Graph_Get_FullMethodName = "/dux.v1.Graph/Get"
+	Graph_Draw_FullMethodName = "/dux.v1.Graph/Draw"
 )
 
 // GraphClient is the client API for Graph service.
@@ -30,7 +30,7 @@ const (
 // component specs, built in, and observed from named subscribers and the
 // origins of writes), and flags every cycle.
 type GraphClient interface {
-	Get(ctx context.Context, in *GraphRequest, opts ...grpc.CallOption) (*GraphResponse, error)
+	Draw(ctx context.Context, in *GraphRequest, opts ...grpc.CallOption) (*GraphResponse, error)
 }
 
 type graphClient struct {
@@ -41,10 +41,10 @@ func NewGraphClient(cc grpc.ClientConnInterface) GraphClient {
 	return &graphClient{cc}
 }
 
-func (c *graphClient) Get(ctx context.Context, in *GraphRequest, opts ...grpc.CallOption) (*GraphResponse, error) {
+func (c *graphClient) Draw(ctx context.Context, in *GraphRequest, opts ...grpc.CallOption) (*GraphResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GraphResponse)
-	err := c.cc.Invoke(ctx, Graph_Get_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, Graph_Draw_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func (c *graphClient) Get(ctx context.Context, in *GraphRequest, opts ...grpc.Ca
 // component specs, built in, and observed from named subscribers and the
 // origins of writes), and flags every cycle.
 type GraphServer interface {
-	Get(context.Context, *GraphRequest) (*GraphResponse, error)
+	Draw(context.Context, *GraphRequest) (*GraphResponse, error)
 	mustEmbedUnimplementedGraphServer()
 }
 
@@ -70,8 +70,8 @@ type GraphServer interface {
 // pointer dereference when methods are called.
 type UnimplementedGraphServer struct{}
 
-func (UnimplementedGraphServer) Get(context.Context, *GraphRequest) (*GraphResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method Get not implemented")
+func (UnimplementedGraphServer) Draw(context.Context, *GraphRequest) (*GraphResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Draw not implemented")
 }
 func (UnimplementedGraphServer) mustEmbedUnimplementedGraphServer() {}
 func (UnimplementedGraphServer) testEmbeddedByValue()               {}
@@ -94,20 +94,20 @@ func RegisterGraphServer(s grpc.ServiceRegistrar, srv GraphServer) {
 	s.RegisterService(&Graph_ServiceDesc, srv)
 }
 
-func _Graph_Get_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _Graph_Draw_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GraphRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(GraphServer).Get(ctx, in)
+		return srv.(GraphServer).Draw(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: Graph_Get_FullMethodName,
+		FullMethod: Graph_Draw_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(GraphServer).Get(ctx, req.(*GraphRequest))
+		return srv.(GraphServer).Draw(ctx, req.(*GraphRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -120,8 +120,8 @@ var Graph_ServiceDesc = grpc.ServiceDesc{
 	HandlerType: (*GraphServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
-			MethodName: "Get",
-			Handler:    _Graph_Get_Handler,
+			MethodName: "Draw",
+			Handler:    _Graph_Draw_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

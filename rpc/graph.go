@@ -21,7 +21,7 @@ type graphServer struct {
 	g Grapher
 }
 
-func (s *graphServer) Get(ctx context.Context, _ *proto.GraphRequest) (*proto.GraphResponse, error) {
+func (s *graphServer) Draw(ctx context.Context, _ *proto.GraphRequest) (*proto.GraphResponse, error) {
 	g, err := s.g.Graph(ctx)
 	if err != nil {
 		return nil, err
