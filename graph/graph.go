@@ -113,7 +113,8 @@ type Cycle struct {
 }
 
 // Graph is the whole graph. Nodes are actors then prefixes, each sorted by
-// name; edges are sorted by actor, prefix and access; cycles by ID.
+// name; edges are sorted by actor, prefix and access; overlaps by their
+// prefixes; cycles by ID.
 type Graph struct {
 	// Revision is the revision of the state the declared uses were read
 	// at; Member names the member that drew the graph (observed reads are
@@ -123,9 +124,21 @@ type Graph struct {
 	Member                string `json:"member,omitempty"`
 	ObservedWindowSeconds int64  `json:"observed_window_seconds"`
 
-	Nodes  []Node  `json:"nodes"`
-	Edges  []Edge  `json:"edges"`
-	Cycles []Cycle `json:"cycles"`
+	Nodes    []Node    `json:"nodes"`
+	Edges    []Edge    `json:"edges"`
+	Overlaps []Overlap `json:"overlaps"`
+	Cycles   []Cycle   `json:"cycles"`
+}
+
+// Overlap links a written prefix to a different read prefix that selects
+// keys in common with it (/jobs/retry/ and /jobs/): through it the reader
+// of one depends on the writer of the other, which no edge shows.
+type Overlap struct {
+	// From is the written prefix, To the read one.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Cycle is the ID of the cycle the overlap closes, 0 for none.
+	Cycle int `json:"cycle,omitempty"`
 }
 
 // Use is one actor's use of one prefix, as a Builder takes it.
@@ -222,7 +235,7 @@ func Overlaps(p, q string) bool { return Covers(p, q) || Covers(q, p) }
 // confirms a declared read of /allocations/, and adds no edge of its own.
 func (b *Builder) Build() *Graph {
 	uses := b.fold()
-	g := &Graph{Nodes: []Node{}, Edges: make([]Edge, 0, len(uses)), Cycles: []Cycle{}}
+	g := &Graph{Nodes: []Node{}, Edges: make([]Edge, 0, len(uses)), Overlaps: []Overlap{}, Cycles: []Cycle{}}
 
 	actorNames := make([]string, 0, len(b.actors))
 	for name := range b.actors {
@@ -259,7 +272,10 @@ func (b *Builder) Build() *Graph {
 		return strings.Compare(string(x.Access), string(y.Access))
 	})
 
-	cycles, actorCycle, edgeCycle := findCycles(actorNames, actorIdx, g.Edges)
+	cycles, actorCycle, edgeCycle, overlaps := findCycles(actorNames, actorIdx, g.Edges)
+	if overlaps != nil {
+		g.Overlaps = overlaps
+	}
 	// A cycle is expected when its actors and the uses that close it are
 	// all built in.
 	builtin := make([]bool, len(cycles))

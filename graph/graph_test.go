@@ -189,6 +189,15 @@ func TestBuild_OverlappingPrefixes(t *testing.T) {
 		"w-key -> /config/app/db (declared)",
 		"w-other -> /configuration/x (declared)",
 	)
+	// The dependencies between distinct prefixes, which no edge shows.
+	want := []Overlap{
+		{From: "/config/app/", To: "/config/", Cycle: 1}, // r-wide reads what it writes, too
+		{From: "/config/app/", To: "/config/app/cache", Cycle: 1},
+		{From: "/config/app/db", To: "/config/", Cycle: 1},
+	}
+	if !reflect.DeepEqual(g.Overlaps, want) {
+		t.Errorf("overlaps = %+v, want %+v", g.Overlaps, want)
+	}
 }
 
 // Rule: a cycle of built-in actors over built-in uses is expected (the
@@ -347,6 +356,11 @@ func TestBuild_MatchesBruteForce(t *testing.T) {
 		if !reflect.DeepEqual(got, want.cycles) {
 			t.Fatalf("round %d: uses %v\ngot cycles  %v\nwant cycles %v", round, uses, got, want.cycles)
 		}
+		for _, o := range g.Overlaps {
+			if o.From == o.To || !Overlaps(o.From, o.To) || (o.Cycle > 0) != want.onCycle[useKey{"", o.From + " " + o.To, ""}] {
+				t.Fatalf("round %d: uses %v: overlap %+v", round, uses, o)
+			}
+		}
 		for _, e := range g.Edges {
 			if (e.Cycle > 0) != want.onCycle[useKey{e.Actor(), e.Prefix(), e.Access}] {
 				t.Fatalf("round %d: uses %v: edge %s on a cycle: %v", round, uses, edgeString(e), e.Cycle > 0)
@@ -423,6 +437,7 @@ func bruteForce(uses []Use) bruteResult {
 				prefixSet[w.Prefix], prefixSet[rd.Prefix] = true, true
 				res.onCycle[useKey{w.Actor, w.Prefix, Write}] = true
 				res.onCycle[useKey{rd.Actor, rd.Prefix, Read}] = true
+				res.onCycle[useKey{"", w.Prefix + " " + rd.Prefix, ""}] = true // an overlap
 			}
 		}
 		var ps []string

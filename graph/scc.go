@@ -22,8 +22,8 @@ import (
 //
 // It returns the cycles (with IDs in the order of their first actor), the
 // cycle ID of each actor (by index into actors) and of each edge (0 for
-// none).
-func findCycles(actors []string, actorIdx map[string]int, edges []Edge) (cycles []Cycle, actorCycle, edgeCycle []int) {
+// none), and the overlaps between distinct written and read prefixes.
+func findCycles(actors []string, actorIdx map[string]int, edges []Edge) (cycles []Cycle, actorCycle, edgeCycle []int, overlaps []Overlap) {
 	na := len(actors)
 	writeIdx, readIdx := map[string]int{}, map[string]int{}
 	var writes, reads []string
@@ -62,6 +62,9 @@ func findCycles(actors []string, actorIdx map[string]int, edges []Edge) (cycles 
 	for _, q := range reads {
 		for _, p := range overlapping(sorted, writeIdx, q) {
 			adj[wNode(p)] = append(adj[wNode(p)], rNode(q))
+			if p != q {
+				overlaps = append(overlaps, Overlap{From: p, To: q})
+			}
 		}
 	}
 
@@ -108,7 +111,18 @@ func findCycles(actors []string, actorIdx map[string]int, edges []Edge) (cycles 
 			}
 		}
 	}
-	return cycles, actorCycle, edgeCycle
+	for i, o := range overlaps {
+		if c := id[comp[wNode(o.From)]]; c > 0 && comp[wNode(o.From)] == comp[rNode(o.To)] {
+			overlaps[i].Cycle = c
+		}
+	}
+	sort.Slice(overlaps, func(i, j int) bool {
+		if overlaps[i].From != overlaps[j].From {
+			return overlaps[i].From < overlaps[j].From
+		}
+		return overlaps[i].To < overlaps[j].To
+	})
+	return cycles, actorCycle, edgeCycle, overlaps
 }
 
 // overlapping returns the written prefixes (sorted, and indexed by idx)

@@ -240,6 +240,70 @@ func (x *GraphEdge) GetCycle() uint32 {
 	return 0
 }
 
+// GraphOverlap links a written prefix to a different read prefix that
+// selects keys in common with it (/jobs/retry/ and /jobs/).
+type GraphOverlap struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// from is the written prefix, to the read one.
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To   string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// cycle is the id of the cycle the overlap closes, 0 for none.
+	Cycle         uint32 `protobuf:"varint,3,opt,name=cycle,proto3" json:"cycle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GraphOverlap) Reset() {
+	*x = GraphOverlap{}
+	mi := &file_dux_v1_graph_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GraphOverlap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GraphOverlap) ProtoMessage() {}
+
+func (x *GraphOverlap) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_graph_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GraphOverlap.ProtoReflect.Descriptor instead.
+func (*GraphOverlap) Descriptor() ([]byte, []int) {
+	return file_dux_v1_graph_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GraphOverlap) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *GraphOverlap) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *GraphOverlap) GetCycle() uint32 {
+	if x != nil {
+		return x.Cycle
+	}
+	return 0
+}
+
 // GraphCycle is a set of actors that feed each other.
 type GraphCycle struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -258,7 +322,7 @@ type GraphCycle struct {
 
 func (x *GraphCycle) Reset() {
 	*x = GraphCycle{}
-	mi := &file_dux_v1_graph_proto_msgTypes[3]
+	mi := &file_dux_v1_graph_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +334,7 @@ func (x *GraphCycle) String() string {
 func (*GraphCycle) ProtoMessage() {}
 
 func (x *GraphCycle) ProtoReflect() protoreflect.Message {
-	mi := &file_dux_v1_graph_proto_msgTypes[3]
+	mi := &file_dux_v1_graph_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +347,7 @@ func (x *GraphCycle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphCycle.ProtoReflect.Descriptor instead.
 func (*GraphCycle) Descriptor() ([]byte, []int) {
-	return file_dux_v1_graph_proto_rawDescGZIP(), []int{3}
+	return file_dux_v1_graph_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GraphCycle) GetId() uint32 {
@@ -329,17 +393,18 @@ type GraphResponse struct {
 	// of the subscribers connected to it.
 	Member string `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
 	// observed_window_seconds is how long an observed write stays in the graph.
-	ObservedWindowSeconds int64         `protobuf:"varint,3,opt,name=observed_window_seconds,json=observedWindowSeconds,proto3" json:"observed_window_seconds,omitempty"`
-	Nodes                 []*GraphNode  `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	Edges                 []*GraphEdge  `protobuf:"bytes,5,rep,name=edges,proto3" json:"edges,omitempty"`
-	Cycles                []*GraphCycle `protobuf:"bytes,6,rep,name=cycles,proto3" json:"cycles,omitempty"`
+	ObservedWindowSeconds int64           `protobuf:"varint,3,opt,name=observed_window_seconds,json=observedWindowSeconds,proto3" json:"observed_window_seconds,omitempty"`
+	Nodes                 []*GraphNode    `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Edges                 []*GraphEdge    `protobuf:"bytes,5,rep,name=edges,proto3" json:"edges,omitempty"`
+	Cycles                []*GraphCycle   `protobuf:"bytes,6,rep,name=cycles,proto3" json:"cycles,omitempty"`
+	Overlaps              []*GraphOverlap `protobuf:"bytes,7,rep,name=overlaps,proto3" json:"overlaps,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
 
 func (x *GraphResponse) Reset() {
 	*x = GraphResponse{}
-	mi := &file_dux_v1_graph_proto_msgTypes[4]
+	mi := &file_dux_v1_graph_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +416,7 @@ func (x *GraphResponse) String() string {
 func (*GraphResponse) ProtoMessage() {}
 
 func (x *GraphResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dux_v1_graph_proto_msgTypes[4]
+	mi := &file_dux_v1_graph_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +429,7 @@ func (x *GraphResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphResponse.ProtoReflect.Descriptor instead.
 func (*GraphResponse) Descriptor() ([]byte, []int) {
-	return file_dux_v1_graph_proto_rawDescGZIP(), []int{4}
+	return file_dux_v1_graph_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GraphResponse) GetRevision() uint64 {
@@ -409,6 +474,13 @@ func (x *GraphResponse) GetCycles() []*GraphCycle {
 	return nil
 }
 
+func (x *GraphResponse) GetOverlaps() []*GraphOverlap {
+	if x != nil {
+		return x.Overlaps
+	}
+	return nil
+}
+
 var File_dux_v1_graph_proto protoreflect.FileDescriptor
 
 const file_dux_v1_graph_proto_rawDesc = "" +
@@ -428,21 +500,26 @@ const file_dux_v1_graph_proto_rawDesc = "" +
 	"\x06source\x18\x04 \x01(\tR\x06source\x12\x18\n" +
 	"\asources\x18\x05 \x03(\tR\asources\x12)\n" +
 	"\x11last_seen_unix_ms\x18\x06 \x01(\x03R\x0elastSeenUnixMs\x12\x14\n" +
-	"\x05cycle\x18\a \x01(\rR\x05cycle\"\x80\x01\n" +
+	"\x05cycle\x18\a \x01(\rR\x05cycle\"H\n" +
+	"\fGraphOverlap\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x14\n" +
+	"\x05cycle\x18\x03 \x01(\rR\x05cycle\"\x80\x01\n" +
 	"\n" +
 	"GraphCycle\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x16\n" +
 	"\x06actors\x18\x02 \x03(\tR\x06actors\x12\x1a\n" +
 	"\bprefixes\x18\x03 \x03(\tR\bprefixes\x12\x1a\n" +
 	"\bexpected\x18\x04 \x01(\bR\bexpected\x12\x12\n" +
-	"\x04note\x18\x05 \x01(\tR\x04note\"\xf9\x01\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"\xab\x02\n" +
 	"\rGraphResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x16\n" +
 	"\x06member\x18\x02 \x01(\tR\x06member\x126\n" +
 	"\x17observed_window_seconds\x18\x03 \x01(\x03R\x15observedWindowSeconds\x12'\n" +
 	"\x05nodes\x18\x04 \x03(\v2\x11.dux.v1.GraphNodeR\x05nodes\x12'\n" +
 	"\x05edges\x18\x05 \x03(\v2\x11.dux.v1.GraphEdgeR\x05edges\x12*\n" +
-	"\x06cycles\x18\x06 \x03(\v2\x12.dux.v1.GraphCycleR\x06cycles2<\n" +
+	"\x06cycles\x18\x06 \x03(\v2\x12.dux.v1.GraphCycleR\x06cycles\x120\n" +
+	"\boverlaps\x18\a \x03(\v2\x14.dux.v1.GraphOverlapR\boverlaps2<\n" +
 	"\x05Graph\x123\n" +
 	"\x04Draw\x12\x14.dux.v1.GraphRequest\x1a\x15.dux.v1.GraphResponseB#Z!github.com/dux-io/dux/proto;protob\x06proto3"
 
@@ -458,25 +535,27 @@ func file_dux_v1_graph_proto_rawDescGZIP() []byte {
 	return file_dux_v1_graph_proto_rawDescData
 }
 
-var file_dux_v1_graph_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_dux_v1_graph_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_dux_v1_graph_proto_goTypes = []any{
 	(*GraphRequest)(nil),  // 0: dux.v1.GraphRequest
 	(*GraphNode)(nil),     // 1: dux.v1.GraphNode
 	(*GraphEdge)(nil),     // 2: dux.v1.GraphEdge
-	(*GraphCycle)(nil),    // 3: dux.v1.GraphCycle
-	(*GraphResponse)(nil), // 4: dux.v1.GraphResponse
+	(*GraphOverlap)(nil),  // 3: dux.v1.GraphOverlap
+	(*GraphCycle)(nil),    // 4: dux.v1.GraphCycle
+	(*GraphResponse)(nil), // 5: dux.v1.GraphResponse
 }
 var file_dux_v1_graph_proto_depIdxs = []int32{
 	1, // 0: dux.v1.GraphResponse.nodes:type_name -> dux.v1.GraphNode
 	2, // 1: dux.v1.GraphResponse.edges:type_name -> dux.v1.GraphEdge
-	3, // 2: dux.v1.GraphResponse.cycles:type_name -> dux.v1.GraphCycle
-	0, // 3: dux.v1.Graph.Draw:input_type -> dux.v1.GraphRequest
-	4, // 4: dux.v1.Graph.Draw:output_type -> dux.v1.GraphResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 2: dux.v1.GraphResponse.cycles:type_name -> dux.v1.GraphCycle
+	3, // 3: dux.v1.GraphResponse.overlaps:type_name -> dux.v1.GraphOverlap
+	0, // 4: dux.v1.Graph.Draw:input_type -> dux.v1.GraphRequest
+	5, // 5: dux.v1.Graph.Draw:output_type -> dux.v1.GraphResponse
+	5, // [5:6] is the sub-list for method output_type
+	4, // [4:5] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_dux_v1_graph_proto_init() }
@@ -490,7 +569,7 @@ func file_dux_v1_graph_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dux_v1_graph_proto_rawDesc), len(file_dux_v1_graph_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -75,6 +75,9 @@ func GraphToProto(g *graph.Graph) *proto.GraphResponse {
 		}
 		out.Edges = append(out.Edges, pe)
 	}
+	for _, o := range g.Overlaps {
+		out.Overlaps = append(out.Overlaps, &proto.GraphOverlap{From: o.From, To: o.To, Cycle: uint32(o.Cycle)})
+	}
 	for _, c := range g.Cycles {
 		out.Cycles = append(out.Cycles, &proto.GraphCycle{Id: uint32(c.ID), Actors: c.Actors, Prefixes: c.Prefixes,
 			Expected: c.Expected, Note: c.Note})
@@ -86,7 +89,7 @@ func GraphToProto(g *graph.Graph) *proto.GraphResponse {
 // that of GET /v1/graph.
 func GraphFromProto(p *proto.GraphResponse) *graph.Graph {
 	g := &graph.Graph{Revision: p.Revision, Member: p.Member, ObservedWindowSeconds: p.ObservedWindowSeconds,
-		Nodes: []graph.Node{}, Edges: []graph.Edge{}, Cycles: []graph.Cycle{}}
+		Nodes: []graph.Node{}, Edges: []graph.Edge{}, Overlaps: []graph.Overlap{}, Cycles: []graph.Cycle{}}
 	for _, n := range p.Nodes {
 		node := graph.Node{Kind: n.Kind, Name: n.Name, Note: n.Note, Cycle: int(n.Cycle)}
 		if len(n.Sources) > 0 {
@@ -102,6 +105,9 @@ func GraphFromProto(p *proto.GraphResponse) *graph.Graph {
 			edge.LastSeen = &t
 		}
 		g.Edges = append(g.Edges, edge)
+	}
+	for _, o := range p.Overlaps {
+		g.Overlaps = append(g.Overlaps, graph.Overlap{From: o.From, To: o.To, Cycle: int(o.Cycle)})
 	}
 	for _, c := range p.Cycles {
 		g.Cycles = append(g.Cycles, graph.Cycle{ID: int(c.Id), Actors: nonNil(c.Actors), Prefixes: nonNil(c.Prefixes),

@@ -38,6 +38,7 @@ func sampleGraph() *graph.Graph {
 		{Actor: "scheduler", Prefix: "/allocations/", Access: graph.Read, Source: graph.Builtin},
 		{Actor: "scheduler", Prefix: "/allocations/web/", Access: graph.Write, Source: graph.Observed, Seen: seen},
 		{Actor: "cli", Prefix: "/config/", Access: graph.Write, Source: graph.Observed, Seen: seen},
+		{Actor: "probe", Prefix: "/", Access: graph.Read, Source: graph.Observed},
 	} {
 		b.Add(u)
 	}
@@ -95,6 +96,9 @@ func TestHTTP_Graph(t *testing.T) {
 	if !found {
 		t.Errorf("no edge scheduler -> /allocations/ in %v", m["edges"])
 	}
+	if o := m["overlaps"].([]any); len(o) != 4 || o[0].(map[string]any)["from"] != "/allocations/" || o[0].(map[string]any)["to"] != "/" {
+		t.Errorf("overlaps: %v", o)
+	}
 	node := m["nodes"].([]any)[0].(map[string]any)
 	if node["kind"] != "actor" || node["name"] != "cli" || !reflect.DeepEqual(node["sources"], []any{"observed"}) {
 		t.Errorf("first node: %v", node)
@@ -128,7 +132,7 @@ func TestGraph_ProtoRoundTrip(t *testing.T) {
 		t.Errorf("round trip:\ngot  %s\nwant %s", got, want)
 	}
 	empty, _ := json.Marshal(GraphFromProto(&proto.GraphResponse{}))
-	if !strings.Contains(string(empty), `"nodes":[],"edges":[],"cycles":[]`) {
+	if !strings.Contains(string(empty), `"nodes":[],"edges":[],"overlaps":[],"cycles":[]`) {
 		t.Errorf("an empty graph: %s", empty)
 	}
 }
