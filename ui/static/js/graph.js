@@ -23,11 +23,11 @@ const SVG = "http://www.w3.org/2000/svg";
 
 // Geometry, in SVG pixels.
 const PAD = 24;
-const GAP_X = 96;
+const GAP_X = 76;
 const GAP_Y = 16;
 const ACTOR_H = 42;
 const PREFIX_H = 28;
-const MAX_LABEL = 30;
+const MAX_LABEL = 26;
 // A drawing wider than its box is shrunk to fit down to this scale; below
 // it, it keeps its size and the box scrolls.
 const MIN_SCALE = 0.7;
@@ -341,6 +341,7 @@ export class GraphView {
       updated: $("#graph-updated"),
       summary: $("#graph-summary"),
       canvas: $("#graph-canvas"),
+      panel: $(".graph-panel"),
       cycles: $("#graph-cycles"),
       uses: $("#graph-uses"),
       usesCount: $("#graph-uses-count"),
@@ -451,12 +452,32 @@ export class GraphView {
     s("g", { class: "g-edges" }, order.map((i) => this.edgeEls[i])),
     s("g", { class: "g-nodes" }, nodes));
     this.size = { width: L.width, height: L.height };
-    // Keep the scroll position across redraws.
+    this.placed = new Map(L.nodes.map((n) => [n.key, n]));
+    const first = !this.drawn;
+    this.drawn = true;
+    // Keep the scroll position across redraws; the first time, show the
+    // first cycle that is not expected.
     const { scrollLeft, scrollTop } = this.el.canvas;
     replace(this.el.canvas, this.svg);
     this.fit();
     this.el.canvas.scrollLeft = scrollLeft;
     this.el.canvas.scrollTop = scrollTop;
+    const flagged = m.cycles.find((c) => !c.expected);
+    if (first && flagged) this.reveal(flagged.id);
+  }
+
+  /** reveal scrolls the drawing sideways to show a cycle's nodes. */
+  reveal(id) {
+    const keys = new Set(this.model.links.filter((e) => e.cycle === id).flatMap((e) => [e.from, e.to]));
+    const boxes = [...keys].map((k) => this.placed.get(k)).filter(Boolean);
+    if (!boxes.length) return;
+    const scale = this.scale || 1;
+    const left = Math.min(...boxes.map((n) => n.x)) * scale;
+    const right = Math.max(...boxes.map((n) => n.x + n.w)) * scale;
+    const view = this.el.canvas;
+    if (left >= view.scrollLeft && right <= view.scrollLeft + view.clientWidth) return;
+    const room = view.clientWidth;
+    view.scrollLeft = right - left <= room ? (left + right - room) / 2 : left - 16;
   }
 
   /** fit shrinks a drawing a little wider than its box to the box. */
@@ -465,6 +486,7 @@ export class GraphView {
     const room = this.el.canvas.clientWidth;
     const { width, height } = this.size;
     const scale = room > 0 && width > room && room / width >= MIN_SCALE ? room / width : 1;
+    this.scale = scale;
     this.svg.setAttribute("width", String(Math.floor(width * scale)));
     this.svg.setAttribute("height", String(Math.ceil(height * scale)));
     this.el.hint.hidden = !(room > 0 && width * scale > room + 1);
@@ -509,9 +531,10 @@ export class GraphView {
         e.sources.join(", ") + (e.lastSeen ? ` · last ${clock(new Date(e.lastSeen))}` : ""),
         e.cycle ? badge(`${e.cycle}${e.expected ? " · expected" : ""}`, e.expected ? "warn" : "bad") : h("span", { class: "muted" }, "–"),
       ];
-      return h("tr", {}, cells.map((c, i) => h("td", { dataset: { label: head[i] } }, c)));
+      const cls = ["u-actor", "u-access", "u-prefix", "u-source", "u-cycle"];
+      return h("tr", {}, cells.map((c, i) => h("td", { class: cls[i], dataset: { label: head[i] } }, c)));
     });
-    replace(this.el.uses, h("table", { class: "table responsive compact", id: "graph-uses-table" },
+    replace(this.el.uses, h("table", { class: "table compact uses", id: "graph-uses-table" },
       h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, rows)));
   }
@@ -521,7 +544,10 @@ export class GraphView {
     this.focus = this.focus === id ? 0 : id;
     this.renderCycles(this.model);
     this.applyFocus();
-    if (this.focus) this.el.canvas.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    if (this.focus) {
+      this.reveal(this.focus);
+      this.el.panel.scrollIntoView({ block: "start", behavior: "smooth" });
+    }
   }
 
   /** hover shows a node with its edges and neighbours; "" ends it. */
