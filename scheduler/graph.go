@@ -35,7 +35,7 @@ func Builtins() []Builtin {
 		{Actor: LeaderOrigin, Note: "places components on hosts; runs on the Raft leader",
 			Reads:  []string{ComponentsPrefix, cluster.HostsPrefix, AllocationsPrefix, AllocStatusPrefix},
 			Writes: []string{AllocationsPrefix, ComponentStatusPrefix, GuardPrefix}},
-		{Actor: ExecutorOrigin, Note: "runs the allocations placed on its host on Docker and reports what it sees; one on every member",
+		{Actor: ExecutorOrigin, Note: "runs the allocations placed on its host on Docker and reports what it sees; one on every member with Docker",
 			Reads:  []string{AllocationsPrefix},
 			Writes: []string{AllocStatusPrefix}},
 		{Actor: cluster.MembershipOrigin, Note: "writes what gossip says of every host; runs on the Raft leader",
