@@ -121,7 +121,11 @@ func TestGraph_AgainstAgent(t *testing.T) {
 	if code, body := httpDo(t, "PUT", base+"/v1/state/config/web/flags?origin=deployer", []byte(`{"dark_mode":true}`)); code != http.StatusOK {
 		t.Fatalf("put with an origin: %d %s", code, body)
 	}
-	// An auditor subscribes with the CLI; it writes nothing.
+	// An auditor subscribes with the CLI, and writes its findings under
+	// the same name: one actor.
+	if code, body := httpDo(t, "PUT", base+"/v1/state/audit/2025-03-01?origin=auditor", []byte(`{"ok":true}`)); code != http.StatusOK {
+		t.Fatalf("put with an origin: %d %s", code, body)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	auditor := exec.CommandContext(ctx, duxdBin, "subscribe", "/results/", "--name", "auditor", "--addr", a.grpc)
@@ -154,6 +158,7 @@ func TestGraph_AgainstAgent(t *testing.T) {
 		"component/web reads /deploy/web (observed)",
 		"deployer writes /config/web/ (observed)",
 		"auditor reads /results/ (observed)",
+		"auditor writes /audit/ (observed)",
 	}
 	var g *graph.Graph
 	eventually(t, 30*time.Second, func() error {
@@ -165,6 +170,15 @@ func TestGraph_AgainstAgent(t *testing.T) {
 	})
 	if g.Member != "graph" || g.ObservedWindowSeconds != 600 || g.Revision == 0 {
 		t.Errorf("member %q, window %d, revision %d", g.Member, g.ObservedWindowSeconds, g.Revision)
+	}
+	auditors := 0
+	for _, n := range g.Nodes {
+		if n.Name == "auditor" {
+			auditors++
+		}
+	}
+	if auditors != 1 {
+		t.Errorf("the auditor is %d nodes, want one actor", auditors)
 	}
 	if len(g.Cycles) != 2 {
 		t.Fatalf("cycles: %+v\nuses:\n%s", g.Cycles, strings.Join(uses(g), "\n"))
