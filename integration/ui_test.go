@@ -638,6 +638,16 @@ func uiGraph(t *testing.T, b *browser, api uiAPI) {
 	if n := evalJS[int](b, `document.querySelectorAll("#graph-cycle-list [data-cycle]").length`); n != 2 {
 		t.Errorf("%d cycles listed, want 2", n)
 	}
+	// No two boxes of the drawing overlap.
+	if n := evalJS[int](b, `(() => {
+		const r = [...document.querySelectorAll("#graph-svg .g-node rect")].map(e => e.getBoundingClientRect());
+		let n = 0;
+		for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++)
+			if (r[i].left < r[j].right && r[j].left < r[i].right && r[i].top < r[j].bottom && r[j].top < r[i].bottom) n++;
+		return n;
+	})()`); n != 0 {
+		t.Errorf("%d pairs of nodes overlap in the drawing", n)
+	}
 	// Names reach the page as text only.
 	b.waitFor("the markup origin is a node", fmt.Sprintf(`[...document.querySelectorAll("#graph-svg .g-actor")].some(g => g.dataset.node === %s)`, js(markup)))
 	if evalJS[bool](b, `Boolean(document.querySelector("#view-graph img") || window.duxInjected)`) {

@@ -219,6 +219,10 @@ export function layout(m, measure = textWidth) {
     const a = byKey.get(e.from);
     const b = byKey.get(e.to);
     if (back.has(i) || b.layer - a.layer < 2) return;
+    // The link's ends now neighbour its points instead of each other.
+    const drop = (list, key) => list.splice(list.indexOf(key), 1);
+    drop(succs.get(a.key), b.key);
+    drop(preds.get(b.key), a.key);
     const points = [];
     let prev = a.key;
     for (let l = a.layer + 1; l < b.layer; l++) {
