@@ -64,6 +64,7 @@ type Client struct {
 	state      proto.StateClient
 	cluster    proto.ClusterClient
 	dispatcher proto.DispatcherClient
+	graph      proto.GraphClient
 	retry      backoff
 }
 
@@ -105,6 +106,7 @@ func New(cfg Config) (*Client, error) {
 		state:      proto.NewStateClient(conn),
 		cluster:    proto.NewClusterClient(conn),
 		dispatcher: proto.NewDispatcherClient(conn),
+		graph:      proto.NewGraphClient(conn),
 		retry:      defaultBackoff,
 	}
 	if cfg.DialTimeout > 0 {

@@ -23,11 +23,14 @@ import (
 	"github.com/dux-io/dux/rpc"
 )
 
-// fakeServer is a State and Cluster service whose answers the test sets.
+// fakeServer is a State, Cluster, Graph and Dispatcher service whose
+// answers the test sets.
 // It records the requests it gets.
 type fakeServer struct {
 	proto.UnimplementedStateServer
 	proto.UnimplementedClusterServer
+	proto.UnimplementedGraphServer
+	proto.UnimplementedDispatcherServer
 
 	mu    sync.Mutex
 	calls map[string]int
@@ -199,6 +202,8 @@ func startFakes(t *testing.T, fakes map[string]*fakeServer) *testCluster {
 		s := grpc.NewServer()
 		proto.RegisterStateServer(s, f)
 		proto.RegisterClusterServer(s, f)
+		proto.RegisterGraphServer(s, f)
+		proto.RegisterDispatcherServer(s, f)
 		go s.Serve(lis)
 		t.Cleanup(s.Stop)
 		tc.lis[name] = lis

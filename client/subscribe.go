@@ -62,6 +62,13 @@ func WithPrevKVEvents() SubscribeOption {
 	return func(r *proto.SubscribeRequest) { r.PrevKv = true }
 }
 
+// WithName names the subscriber in the graph of who reads and writes
+// what: while it is subscribed, its channels count as what it reads. A
+// program that also writes with WithOrigin(name) is one actor there.
+func WithName(name string) SubscribeOption {
+	return func(r *proto.SubscribeRequest) { r.Name = name }
+}
+
 // WithProgress sets how long the stream may be idle before a PROGRESS event
 // tells the subscriber the member's revision; negative turns them off.
 func WithProgress(d time.Duration) SubscribeOption {
@@ -165,7 +172,7 @@ func (s *Subscription) Recv() (*proto.Event, error) {
 func (s *Subscription) open() error {
 	req := &proto.SubscribeRequest{
 		Channels: s.req.Channels, Delivery: s.req.Delivery, PrevKv: s.req.PrevKv,
-		ProgressIntervalMs: s.req.ProgressIntervalMs, ResyncOnCompacted: true,
+		ProgressIntervalMs: s.req.ProgressIntervalMs, ResyncOnCompacted: true, Name: s.req.Name,
 	}
 	if s.inState {
 		// A state listing that was cut short is listed again, whole.

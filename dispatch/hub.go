@@ -26,16 +26,23 @@ type Config struct {
 	MaxLag int
 	// ProgressInterval is the default idle time before a PROGRESS event.
 	ProgressInterval time.Duration
-	Logger           *slog.Logger
+	// ObservedWindow is how long the hub remembers that an origin wrote
+	// under a prefix, for the graph of who reads and writes what.
+	ObservedWindow time.Duration
+	// MaxObservedWrites bounds the (origin, prefix) pairs remembered.
+	MaxObservedWrites int
+	Logger            *slog.Logger
 }
 
 // DefaultConfig returns the default bounds.
 func DefaultConfig() Config {
 	return Config{
-		WindowEvents:     100_000,
-		WindowBytes:      64 << 20,
-		MaxLag:           50_000,
-		ProgressInterval: time.Second,
+		WindowEvents:      100_000,
+		WindowBytes:       64 << 20,
+		MaxLag:            50_000,
+		ProgressInterval:  time.Second,
+		ObservedWindow:    10 * time.Minute,
+		MaxObservedWrites: 1024,
 	}
 }
 
@@ -54,6 +61,12 @@ func (c *Config) Validate() error {
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = d.ProgressInterval
 	}
+	if c.ObservedWindow == 0 {
+		c.ObservedWindow = d.ObservedWindow
+	}
+	if c.MaxObservedWrites == 0 {
+		c.MaxObservedWrites = d.MaxObservedWrites
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -62,6 +75,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("dispatch: window must hold at least one event and one byte")
 	case c.MaxLag < 1 || c.MaxLag > c.WindowEvents:
 		return fmt.Errorf("dispatch: max lag %d must be between 1 and the window's %d events", c.MaxLag, c.WindowEvents)
+	case c.ObservedWindow < time.Second || c.MaxObservedWrites < 1:
+		return fmt.Errorf("dispatch: observed writes need a window of at least 1s and room for one")
 	}
 	return nil
 }
@@ -131,6 +146,13 @@ type Hub struct {
 	notify   chan struct{}
 	subs     map[*subscriber]struct{}
 	cutoffs  uint64
+	writes   writeLog // who wrote under which prefix, recently
+	// writesFull is set once the log of writes has been full (and said so).
+	writesFull bool
+
+	// clock is the time in unix seconds, kept by the watchdog, so that
+	// Applied dates writes without reading the clock.
+	clock atomic.Int64
 
 	sent atomic.Uint64
 	stop chan struct{}
@@ -157,9 +179,11 @@ func New(cfg Config, state StateSource) (*Hub, error) {
 		head:   rev,
 		notify: make(chan struct{}),
 		subs:   make(map[*subscriber]struct{}),
+		writes: newWriteLog(cfg.MaxObservedWrites),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	h.clock.Store(time.Now().Unix())
 	go h.watch()
 	return h, nil
 }
@@ -171,7 +195,8 @@ func (h *Hub) Close() {
 }
 
 // watch cuts off EVERY subscribers that fall more than MaxLag events
-// behind, including those stuck in a send that will never return.
+// behind, including those stuck in a send that will never return, and
+// keeps the clock.
 func (h *Hub) watch() {
 	defer close(h.done)
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -182,7 +207,13 @@ func (h *Hub) watch() {
 			return
 		case <-tick.C:
 		}
+		h.clock.Store(time.Now().Unix())
 		h.mu.Lock()
+		if h.writes.dropped > 0 && !h.writesFull {
+			h.writesFull = true
+			h.cfg.Logger.Warn("too many writers to observe: some writes are left out of the graph",
+				"max_pairs", h.cfg.MaxObservedWrites, "window", h.cfg.ObservedWindow)
+		}
 		end := h.end()
 		for s := range h.subs {
 			if s.latest {
@@ -229,6 +260,7 @@ func (h *Hub) Applied(rev uint64, events []fsm.Event, _ fsm.ReadView) {
 		ev := &proto.Event{Type: eventType(e.Type), Revision: rev, Kv: e.KV, PrevKv: e.PrevKV,
 			Index: uint32(i), Last: i == len(events)-1}
 		h.push(&item{ev: ev, size: int64(len(e.KV.Key) + len(e.KV.Value) + 64)})
+		h.observe(ev)
 	}
 	h.head = rev
 	close(h.notify)

@@ -266,15 +266,20 @@ func TestConfig_Validate(t *testing.T) {
 	}{
 		{"zero is the default", dispatch.Config{}, d, false},
 		{"max lag defaults to half a small window", dispatch.Config{WindowEvents: 10},
-			dispatch.Config{WindowEvents: 10, WindowBytes: d.WindowBytes, MaxLag: 5, ProgressInterval: d.ProgressInterval}, false},
+			dispatch.Config{WindowEvents: 10, WindowBytes: d.WindowBytes, MaxLag: 5, ProgressInterval: d.ProgressInterval,
+				ObservedWindow: d.ObservedWindow, MaxObservedWrites: d.MaxObservedWrites}, false},
 		{"a one-event window", dispatch.Config{WindowEvents: 1},
-			dispatch.Config{WindowEvents: 1, WindowBytes: d.WindowBytes, MaxLag: 1, ProgressInterval: d.ProgressInterval}, false},
+			dispatch.Config{WindowEvents: 1, WindowBytes: d.WindowBytes, MaxLag: 1, ProgressInterval: d.ProgressInterval,
+				ObservedWindow: d.ObservedWindow, MaxObservedWrites: d.MaxObservedWrites}, false},
 		{"max lag equal to the window", dispatch.Config{WindowEvents: 10, MaxLag: 10},
-			dispatch.Config{WindowEvents: 10, WindowBytes: d.WindowBytes, MaxLag: 10, ProgressInterval: d.ProgressInterval}, false},
+			dispatch.Config{WindowEvents: 10, WindowBytes: d.WindowBytes, MaxLag: 10, ProgressInterval: d.ProgressInterval,
+				ObservedWindow: d.ObservedWindow, MaxObservedWrites: d.MaxObservedWrites}, false},
 		{"max lag above the window", dispatch.Config{WindowEvents: 10, MaxLag: 11}, dispatch.Config{}, true},
 		{"negative max lag", dispatch.Config{MaxLag: -1}, dispatch.Config{}, true},
 		{"negative window events", dispatch.Config{WindowEvents: -1}, dispatch.Config{}, true},
 		{"negative window bytes", dispatch.Config{WindowBytes: -1}, dispatch.Config{}, true},
+		{"an observed window under a second", dispatch.Config{ObservedWindow: time.Millisecond}, dispatch.Config{}, true},
+		{"no room for observed writes", dispatch.Config{MaxObservedWrites: -1}, dispatch.Config{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

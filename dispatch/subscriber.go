@@ -82,6 +82,9 @@ func (h *Hub) subscribe(ctx context.Context, req *proto.SubscribeRequest,
 	if err != nil {
 		return err
 	}
+	if err := ValidateName(req.Name); err != nil {
+		return err
+	}
 	progress := h.cfg.ProgressInterval
 	switch {
 	case req.ProgressIntervalMs > 0:

@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -328,6 +330,31 @@ func (a uiAPI) publish(channel, body string) uint64 {
 	return r.Revision
 }
 
+// subscribeNamed opens /v1/subscribe on channels as a subscriber named
+// name, reads it until stop is called, and returns once it is open.
+func (a uiAPI) subscribeNamed(name string, channels ...string) (stop func()) {
+	a.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a.t.Cleanup(cancel)
+	q := url.Values{"name": {name}, "channel": channels, "progress_ms": {"-1"}}
+	req, err := http.NewRequestWithContext(ctx, "GET", a.base+"/v1/subscribe?"+q.Encode(), nil)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		a.t.Fatalf("subscribe as %s: %s", name, resp.Status)
+	}
+	go func() {
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+	}()
+	return cancel
+}
+
 // subscribeSSE opens /v1/subscribe on channel and returns the data lines
 // of the events as they arrive. The stream is open when it returns.
 func (a uiAPI) subscribeSSE(channel string) <-chan string {
@@ -366,8 +393,9 @@ func (a uiAPI) subscribeSSE(channel string) <-chan string {
 // Rule (issue 7): the web UI, in a real Chromium against a real agent,
 // creates keys, follows writes made elsewhere without a reload, shows a
 // conflicting edit with both versions and lets the user choose, shows the
-// cluster, components and channels, raises no JavaScript error, and fits
-// a 1280 px and a 400 px wide window.
+// cluster, components, the graph of who reads and writes what with its
+// cycles, and channels, raises no JavaScript error, and fits a 1280 px
+// and a 400 px wide window.
 func TestUI_BrowserAgainstAgent(t *testing.T) {
 	b := newBrowser(t) // skips (or fails, in CI) without a browser, before any agent starts
 	a := newAgent(t, "ui", "--dev", "--label", "zone=a", "--label", "rack=r1")
@@ -396,6 +424,7 @@ func TestUI_BrowserAgainstAgent(t *testing.T) {
 	uiDelete(t, b, api)
 	uiCluster(t, b, api)
 	uiComponents(t, b, api)
+	uiGraph(t, b, api)
 	uiChannels(t, b, api)
 	uiLayout(t, b, api)
 
@@ -569,6 +598,87 @@ func uiComponents(t *testing.T, b *browser, api uiAPI) {
 	b.screenshot("components-1280", false)
 }
 
+// uiGraph declares components whose reads and writes form a cycle, and
+// one that does not, and checks the Graph screen: the cycle flagged in red
+// in the drawing and in the list, the scheduler's own loop in amber as
+// expected, a named subscriber and a writer's origin drawn as observed
+// (a name full of markup shown as text), a cycle picked out, every use in
+// the table.
+func uiGraph(t *testing.T, b *browser, api uiAPI) {
+	api.put("/components/ingest", `{"name":"ingest","image":"registry.example/ingest:2.1","replicas":1,"reads":["/jobs/"],"writes":["/results/"]}`)
+	api.put("/components/report", `{"name":"report","image":"registry.example/report:1.0","replicas":1,"reads":["/results/"],"writes":["/jobs/retry/"]}`)
+	api.put("/components/api", `{"name":"api","image":"registry.example/api:3.2","replicas":1,"reads":["/config/api/"],"writes":["/status/api/"]}`)
+	sub := api.subscribeNamed("dashboard", "/status/", "/hosts/")
+	defer sub()
+	markup := `<img src=x onerror="window.duxInjected=1">&amp;`
+	eventually(t, uiWait, func() error {
+		code, out := httpDo(t, "PUT", api.base+"/v1/state/config/api/limits?origin="+url.QueryEscape(markup), []byte(`{"rps":100}`))
+		if code != http.StatusOK {
+			return fmt.Errorf("PUT: %d %s", code, out)
+		}
+		return nil
+	})
+
+	b.click("#tab-graph")
+	b.waitVisible(`#graph-svg [data-node="component/ingest"].cycle`)
+	b.waitVisible(`#graph-svg [data-node="component/report"].cycle`)
+	b.waitVisible(`#graph-svg [data-node="scheduler"].expected`)
+	b.waitVisible(`#graph-svg [data-node="sensor/executor"].expected`)
+	b.waitVisible(`#graph-svg [data-node="dashboard"][data-kind="actor"]`)
+	b.waitVisible(`#graph-svg [data-node="component/api"]:not(.cycle):not(.expected)`)
+	b.waitFor("the edges of the cycle are red", `document.querySelectorAll('#graph-svg .g-edge.cycle').length >= 4`)
+	b.waitFor("the overlap that closes it is drawn",
+		`document.querySelector('#graph-svg .g-edge.overlap.cycle[data-from="prefix:/jobs/retry/"][data-to="prefix:/jobs/"]')`)
+	user := `#graph-cycle-list [data-expected="false"]`
+	b.waitText(user, "component/ingest")
+	b.waitText(user, "component/report")
+	b.waitText(user, "feedback loop")
+	b.waitText(`#graph-cycle-list [data-expected="true"]`, "the scheduler's control loop")
+	b.waitText("#graph-cycle-count", "1")
+	if n := evalJS[int](b, `document.querySelectorAll("#graph-cycle-list [data-cycle]").length`); n != 2 {
+		t.Errorf("%d cycles listed, want 2", n)
+	}
+	// No two boxes of the drawing overlap.
+	if n := evalJS[int](b, `(() => {
+		const r = [...document.querySelectorAll("#graph-svg .g-node rect")].map(e => e.getBoundingClientRect());
+		let n = 0;
+		for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++)
+			if (r[i].left < r[j].right && r[j].left < r[i].right && r[i].top < r[j].bottom && r[j].top < r[i].bottom) n++;
+		return n;
+	})()`); n != 0 {
+		t.Errorf("%d pairs of nodes overlap in the drawing", n)
+	}
+	// Names reach the page as text only.
+	b.waitFor("the markup origin is a node", fmt.Sprintf(`[...document.querySelectorAll("#graph-svg .g-actor")].some(g => g.dataset.node === %s)`, js(markup)))
+	if evalJS[bool](b, `Boolean(document.querySelector("#view-graph img") || window.duxInjected)`) {
+		t.Fatal("an origin's markup became an element")
+	}
+	b.screenshot("graph-1280", false)
+
+	// Pick the cycle out: everything else fades.
+	b.click(user + " button")
+	b.waitFor("the cycle is picked out", `document.querySelector("#graph-svg").classList.contains("focused") &&
+		document.querySelector('#graph-svg [data-node="component/ingest"]').classList.contains("focus") &&
+		!document.querySelector('#graph-svg [data-node="scheduler"]').classList.contains("focus")`)
+	b.waitText(user+" button", "Show all")
+	b.screenshot("graph-cycle-1280", false)
+	b.click(user + " button")
+	b.waitFor("everything shows again", `!document.querySelector("#graph-svg").classList.contains("focused")`)
+
+	// Every use, in a table.
+	b.click(".graph-uses summary")
+	b.waitVisible("#graph-uses-table")
+	b.waitText("#graph-uses-table", "/jobs/retry/")
+	b.waitText("#graph-uses-table", "dashboard")
+	evalJS[bool](b, `(() => { window.scrollTo(0, 0); return true })()`)
+	b.screenshot("graph-full-1280", true)
+	b.viewport(400, 800)
+	b.checkFits("the graph at 400 px")
+	evalJS[bool](b, `(() => { window.scrollTo(0, 0); return true })()`)
+	b.screenshot("graph-full-400", true)
+	b.viewport(1280, 800)
+}
+
 // uiChannels subscribes in the UI, publishes over the API and from the
 // UI, and checks an API subscriber sees the UI's message.
 func uiChannels(t *testing.T, b *browser, api uiAPI) {
@@ -613,7 +723,7 @@ func uiChannels(t *testing.T, b *browser, api uiAPI) {
 func uiLayout(t *testing.T, b *browser, api uiAPI) {
 	b.do("open a key", chromedp.Navigate(api.base+"/ui/#/state?key=%2Fconfig%2Fweb%2Ffeatures"))
 	b.waitFor("the key is loaded", `document.querySelector("#value-editor").value.includes("new_checkout")`)
-	for _, screen := range []string{"state", "cluster", "components", "channels"} {
+	for _, screen := range []string{"state", "cluster", "components", "graph", "channels"} {
 		b.do("go to "+screen, chromedp.Navigate(api.base+"/ui/#/"+screen))
 		b.waitVisible("#view-" + screen)
 		b.viewport(1280, 800)

@@ -264,7 +264,12 @@ type SubscribeRequest struct {
 	// skip leaves out the events of revision from_revision+1 whose index is
 	// below it: those the subscriber already received before it was cut off
 	// in the middle of that revision.
-	Skip          uint32 `protobuf:"varint,8,opt,name=skip,proto3" json:"skip,omitempty"`
+	Skip uint32 `protobuf:"varint,8,opt,name=skip,proto3" json:"skip,omitempty"`
+	// name, if set, names the subscriber in the graph of who reads and
+	// writes what (Graph.Draw): while it is subscribed, its channels are
+	// what it reads. A program that writes with the same name as origin is
+	// one actor. UTF-8, at most 256 bytes, no control character.
+	Name          string `protobuf:"bytes,9,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,6 +358,13 @@ func (x *SubscribeRequest) GetSkip() uint32 {
 		return x.Skip
 	}
 	return 0
+}
+
+func (x *SubscribeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 // SubscribeResponse carries one or more events, in order. A revision's
@@ -531,7 +543,7 @@ const file_dux_v1_dispatch_proto_rawDesc = "" +
 	"\x06SYNCED\x10\x05\x12\f\n" +
 	"\bPROGRESS\x10\x06\x12\n" +
 	"\n" +
-	"\x06RESYNC\x10\a\"\xaf\x02\n" +
+	"\x06RESYNC\x10\a\"\xc3\x02\n" +
 	"\x10SubscribeRequest\x12\x1a\n" +
 	"\bchannels\x18\x01 \x03(\tR\bchannels\x12#\n" +
 	"\rfrom_revision\x18\x02 \x01(\x04R\ffromRevision\x12\x1d\n" +
@@ -541,7 +553,8 @@ const file_dux_v1_dispatch_proto_rawDesc = "" +
 	"\aprev_kv\x18\x05 \x01(\bR\x06prevKv\x120\n" +
 	"\x14progress_interval_ms\x18\x06 \x01(\x05R\x12progressIntervalMs\x12.\n" +
 	"\x13resync_on_compacted\x18\a \x01(\bR\x11resyncOnCompacted\x12\x12\n" +
-	"\x04skip\x18\b \x01(\rR\x04skip\":\n" +
+	"\x04skip\x18\b \x01(\rR\x04skip\x12\x12\n" +
+	"\x04name\x18\t \x01(\tR\x04name\":\n" +
 	"\x11SubscribeResponse\x12%\n" +
 	"\x06events\x18\x01 \x03(\v2\r.dux.v1.EventR\x06events\"\\\n" +
 	"\x0ePublishRequest\x12\x18\n" +

@@ -130,12 +130,12 @@ func parseResume(id string) (from uint64, skip uint32, err error) {
 // event is its revision ("R.I" while more events of revision R follow), so
 // a browser's EventSource resumes by itself, without gap or duplicate.
 func (h *httpAPI) subscribe(w http.ResponseWriter, r *http.Request) {
-	p, err := parseParams(r, "channel", "from", "state", "mode", "prev_kv", "progress_ms")
+	p, err := parseParams(r, "channel", "from", "state", "mode", "prev_kv", "progress_ms", "name")
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	req := &proto.SubscribeRequest{Channels: p.v["channel"], ResyncOnCompacted: true}
+	req := &proto.SubscribeRequest{Channels: p.v["channel"], ResyncOnCompacted: true, Name: p.v.Get("name")}
 	if req.FromRevision, err = p.uint("from"); err != nil {
 		h.fail(w, err)
 		return
@@ -165,6 +165,10 @@ func (h *httpAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 		req.ProgressIntervalMs = int32(n)
 	}
 	if err := dispatch.ValidateChannels(req.Channels); err != nil {
+		h.fail(w, err)
+		return
+	}
+	if err := dispatch.ValidateName(req.Name); err != nil {
 		h.fail(w, err)
 		return
 	}

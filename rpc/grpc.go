@@ -28,6 +28,9 @@ type Config struct {
 	// the Backend rather than a transport error.
 	MaxValueBytes int
 	Logger        *slog.Logger
+	// Graph, if set, serves the graph of who reads and writes what: the
+	// Graph service and GET /v1/graph.
+	Graph Grapher
 	// Metrics, if set, counts and times the gRPC requests (NewGRPC); the
 	// HTTP requests are counted by wrapping the handler in Metrics.HTTP.
 	Metrics *Metrics
@@ -63,6 +66,9 @@ func NewGRPC(ctx context.Context, cfg Config) *grpc.Server {
 	proto.RegisterStateServer(s, &stateServer{b: cfg.Backend})
 	proto.RegisterClusterServer(s, &clusterServer{b: cfg.Backend})
 	proto.RegisterDispatcherServer(s, &dispatcherServer{b: cfg.Backend, d: cfg.Dispatcher})
+	if cfg.Graph != nil {
+		proto.RegisterGraphServer(s, &graphServer{g: cfg.Graph})
+	}
 	if cfg.RegisterInternal != nil {
 		cfg.RegisterInternal(s)
 	}

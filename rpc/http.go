@@ -16,10 +16,11 @@ import (
 )
 
 // NewHTTP returns the HTTP/JSON API: /v1/state, /v1/txn, /v1/lease,
-// /v1/cluster, /v1/snapshot, /healthz and /readyz.
+// /v1/cluster, /v1/snapshot, /v1/graph (given a Grapher), /healthz and
+// /readyz.
 func NewHTTP(cfg Config) http.Handler {
 	cfg.maxMsg()
-	h := &httpAPI{b: cfg.Backend, d: cfg.Dispatcher, maxValue: cfg.MaxValueBytes, log: cfg.Logger}
+	h := &httpAPI{b: cfg.Backend, d: cfg.Dispatcher, g: cfg.Graph, maxValue: cfg.MaxValueBytes, log: cfg.Logger}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -37,6 +38,9 @@ func NewHTTP(cfg Config) http.Handler {
 	mux.HandleFunc("POST /v1/cluster/transfer-leader", h.transferLeader)
 	mux.HandleFunc("DELETE /v1/cluster/peers/{id}", h.removePeer)
 	mux.HandleFunc("GET /v1/subscribe", h.subscribe)
+	if h.g != nil {
+		mux.HandleFunc("GET /v1/graph", h.graph)
+	}
 	mux.HandleFunc("GET /v1/snapshot", h.snapshot)
 	mux.HandleFunc("POST /v1/snapshot", h.restore)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -74,6 +78,7 @@ func NewHTTP(cfg Config) http.Handler {
 type httpAPI struct {
 	b        Backend
 	d        Subscriber
+	g        Grapher
 	maxValue int
 	log      *slog.Logger
 }

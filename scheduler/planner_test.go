@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dux-io/dux/fsm"
 )
 
 func comp(name string, replicas int, mods ...func(*Component)) *Component {
@@ -200,6 +202,12 @@ func TestParseComponent_FieldErrors(t *testing.T) {
 		{`{"image":"x","reschedule_after":"soon"}`, "spec"},
 		{`{"name":"other","image":"x"}`, "name"},
 		{`not json`, "spec"},
+		{`{"image":"x","reads":["config/"]}`, "reads[0]"},
+		{`{"image":"x","reads":["/config/","/a//b/"]}`, "reads[1]"},
+		{`{"image":"x","writes":["/status/web/","/a/../b"]}`, "writes[1]"},
+		{`{"image":"x","writes":[""]}`, "writes[0]"},
+		{`{"image":"x","writes":"/a/"}`, "spec"},
+		{`{"image":"x","reads":[` + strings.Repeat(`"/a/",`, MaxUses) + `"/b/"]}`, "reads"},
 	}
 	for _, c := range cases {
 		_, err := ParseComponent("web", []byte(c.json))
@@ -211,6 +219,31 @@ func TestParseComponent_FieldErrors(t *testing.T) {
 	c, err := ParseComponent("web", []byte(`{"image":"x","replicas":2,"reschedule_after":"30s"}`))
 	if err != nil || c.Restart != "always" || c.Strategy != "spread" || c.Update.MaxUnavailable != 1 || time.Duration(c.RescheduleAfter) != 30*time.Second {
 		t.Fatalf("defaults: %+v %v", c, err)
+	}
+}
+
+// Rule: reads and writes are checked as subscription channels are (a key,
+// or a prefix ending in "/"), refused on write with the entry at fault,
+// and restart nothing: they are not part of the hash.
+func TestComponent_ReadsAndWrites(t *testing.T) {
+	plain, err := ParseComponent("web", []byte(`{"image":"x","replicas":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared, err := ParseComponent("web", []byte(`{"image":"x","replicas":2,"reads":["/","/config/web/","/deploy/web"],"writes":["/status/web/"]}`))
+	if err != nil {
+		t.Fatalf("valid reads and writes refused: %v", err)
+	}
+	if plain.Hash() != declared.Hash() {
+		t.Errorf("declaring reads and writes changed the hash: %s, %s", plain.Hash(), declared.Hash())
+	}
+	if declared.Actor() != "component/web" || !slices.Equal(declared.Reads, []string{"/", "/config/web/", "/deploy/web"}) {
+		t.Errorf("actor %q, reads %v", declared.Actor(), declared.Reads)
+	}
+	err = CheckValue("/components/web", []byte(`{"image":"x","writes":["/ok/","/bad//key"]}`))
+	var fe *fsm.Error
+	if !errors.As(err, &fe) || fe.Code != fsm.CodeInvalid || fe.Field != "value.writes[1]" || !strings.Contains(fe.Message, "empty segment") {
+		t.Errorf("CheckValue: %v (%#v), want invalid value.writes[1] with the key's fault", err, fe)
 	}
 }
 

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/dux-io/dux/fsm"
 )
 
 // Component is the desired state of /components/<name>.
@@ -33,7 +36,24 @@ type Component struct {
 	RescheduleAfter Duration `json:"reschedule_after,omitempty"`
 	// Paused keeps the allocations as they are: nothing is added or moved.
 	Paused bool `json:"paused,omitempty"`
+	// Reads and Writes declare the key prefixes and channels the
+	// component's program consumes and updates: each a key or channel, or
+	// a prefix ending in "/". They draw the graph of who reads and writes
+	// what (its actor is "component/<name>"), in which a cycle is flagged;
+	// they change nothing of how it runs, so they are not part of Hash.
+	Reads  []string `json:"reads,omitempty"`
+	Writes []string `json:"writes,omitempty"`
 }
+
+// MaxUses bounds the entries of a spec's reads, and of its writes.
+const MaxUses = 64
+
+// ActorPrefix names a component in the graph: its actor is
+// "component/<name>".
+const ActorPrefix = "component/"
+
+// Actor is the component's name in the graph of who reads and writes what.
+func (c *Component) Actor() string { return ActorPrefix + c.Name }
 
 // Port maps a container port, and optionally a host port.
 type Port struct {
@@ -177,6 +197,19 @@ func (c *Component) Validate() error {
 			hostPorts[k] = true
 		}
 	}
+	for _, uses := range []struct {
+		field string
+		list  []string
+	}{{"reads", c.Reads}, {"writes", c.Writes}} {
+		if len(uses.list) > MaxUses {
+			return bad(uses.field, "%d entries: at most %d", len(uses.list), MaxUses)
+		}
+		for i, p := range uses.list {
+			if err := validateUse(p); err != nil {
+				return bad(fmt.Sprintf("%s[%d]", uses.field, i), "%s", err)
+			}
+		}
+	}
 	for i, k := range c.Constraints {
 		f := fmt.Sprintf("constraints[%d]", i)
 		switch {
@@ -194,10 +227,27 @@ func (c *Component) Validate() error {
 	return nil
 }
 
+// validateUse checks an entry of reads or writes as a subscription's
+// channel is checked: a key, or a prefix ending in "/".
+func validateUse(p string) error {
+	check := fsm.ValidateKey
+	if strings.HasSuffix(p, "/") {
+		check = fsm.ValidatePrefix
+	}
+	if err := check(p); err != nil {
+		var fe *fsm.Error
+		if errors.As(err, &fe) {
+			return errors.New(fe.Message)
+		}
+		return err
+	}
+	return nil
+}
+
 // Hash identifies what a replica runs and where it may run: a change of it
 // is a rollout, which also moves replicas off hosts that no longer meet
-// changed constraints. Replicas, strategy, pause and the reschedule delay
-// are not part of it.
+// changed constraints. Replicas, strategy, pause, the reschedule delay
+// and the declared reads and writes are not part of it.
 func (c *Component) Hash() string {
 	run := struct {
 		Image       string            `json:"i"`

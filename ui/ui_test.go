@@ -60,6 +60,7 @@ func TestHandler_ContentTypes(t *testing.T) {
 		"/ui/js/cluster.js":    "text/javascript; charset=utf-8",
 		"/ui/js/components.js": "text/javascript; charset=utf-8",
 		"/ui/js/channels.js":   "text/javascript; charset=utf-8",
+		"/ui/js/graph.js":      "text/javascript; charset=utf-8",
 		"/ui/js/dom.js":        "text/javascript; charset=utf-8",
 		"/ui/favicon.svg":      "image/svg+xml",
 	} {
@@ -105,5 +106,30 @@ func TestHandler_ETag(t *testing.T) {
 	}
 	if rec := get(t, h, "GET", "/ui/js/app.js", "If-None-Match", etag); rec.Code != http.StatusNotModified {
 		t.Fatalf("If-None-Match: got %d, want 304", rec.Code)
+	}
+}
+
+// Rule (DESIGN.md, "Untrusted data"): every name and value from the
+// cluster reaches the page as text; no script parses markup.
+func TestAssets_NoMarkupFromStrings(t *testing.T) {
+	assets, err := load(static)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range assets {
+		if !strings.HasSuffix(name, ".js") {
+			continue
+		}
+		for i, line := range strings.Split(string(a.body), "\n") {
+			code := strings.TrimSpace(line)
+			if strings.HasPrefix(code, "//") || strings.HasPrefix(code, "*") || strings.HasPrefix(code, "/*") {
+				continue // a comment may name what the code avoids
+			}
+			for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "DOMParser", "createContextualFragment"} {
+				if strings.Contains(code, sink) {
+					t.Errorf("%s:%d uses %s", name, i+1, sink)
+				}
+			}
+		}
 	}
 }

@@ -192,7 +192,8 @@ func runAgent(ctx context.Context, f *agentFlags, out io.Writer) error {
 	defer stop()
 	stopScheduler := startScheduler(ctx, f, node, hub, rt, logger)
 
-	api := rpc.Config{Backend: node, Dispatcher: hub, RegisterInternal: node.RegisterInternal, MaxValueBytes: cfg.MaxValueBytes, Logger: logger}
+	api := rpc.Config{Backend: node, Dispatcher: hub, RegisterInternal: node.RegisterInternal, MaxValueBytes: cfg.MaxValueBytes, Logger: logger,
+		Graph: scheduler.NewGraphSource(node, hub, cfg.Name)}
 	withMetrics, err := setupMetrics(&api, node, hub, logger)
 	if err != nil {
 		node.Shutdown()

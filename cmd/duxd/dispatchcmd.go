@@ -62,6 +62,7 @@ func newSubscribeCmd() *cobra.Command {
 		from                  uint64
 		state, latest, prevKV bool
 		progress              time.Duration
+		name                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "subscribe CHANNEL...",
@@ -75,7 +76,8 @@ The subscription survives disconnects: when its member fails or cuts it
 off, it reconnects to another member in --addr and resumes right after the
 last event it printed. It runs until interrupted (or --timeout).`,
 		Example: `  duxd subscribe /hosts/ --state
-  duxd subscribe /config/app/db /deploy/web --from 1200`,
+  duxd subscribe /config/app/db /deploy/web --from 1200
+  duxd subscribe /jobs/ --name component/worker`,
 		Args: usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.prepare(cmd); err != nil {
@@ -96,6 +98,9 @@ last event it printed. It runs until interrupted (or --timeout).`,
 			}
 			if progress != 0 {
 				opts = append(opts, client.WithProgress(progress))
+			}
+			if name != "" {
+				opts = append(opts, client.WithName(name))
 			}
 			ctx, c, done, err := f.connect(cmd)
 			if err != nil {
@@ -134,5 +139,6 @@ last event it printed. It runs until interrupted (or --timeout).`,
 	fl.BoolVar(&latest, "latest", false, "level-triggered: coalesce to the newest event per key while behind")
 	fl.BoolVar(&prevKV, "prev-kv", false, "include the previous value in put, delete and expire events")
 	fl.DurationVar(&progress, "progress", 0, "print a progress event after this long idle (default 1s; negative: never)")
+	fl.StringVar(&name, "name", "", "name this subscriber in the graph of who reads what (duxd graph) while it runs")
 	return cmd
 }

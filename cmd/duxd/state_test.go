@@ -119,6 +119,7 @@ func TestReadValue(t *testing.T) {
 type fakeMember struct {
 	proto.UnimplementedStateServer
 	proto.UnimplementedClusterServer
+	proto.UnimplementedGraphServer
 
 	mu       sync.Mutex
 	rev      uint64
@@ -150,6 +151,7 @@ func startFakeMember(t *testing.T) (*fakeMember, string) {
 		}))
 	proto.RegisterStateServer(s, f)
 	proto.RegisterClusterServer(s, f)
+	proto.RegisterGraphServer(s, f)
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
 	return f, lis.Addr().String()

@@ -176,6 +176,11 @@ export async function raft() {
   return (await call("GET", "/v1/cluster/raft")).data;
 }
 
+/** graph is who reads and who writes which prefixes, with the cycles. */
+export async function graph() {
+  return (await call("GET", "/v1/graph")).data;
+}
+
 /** revision is the store's current revision, read through a one-key list. */
 export async function revision() {
   const { data } = await call("GET", "/v1/state/", { query: { prefix: "true", limit: 1, keys_only: "true" } });

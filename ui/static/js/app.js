@@ -1,10 +1,11 @@
-// Entry point: a hash router over four screens, the header's live status
+// Entry point: a hash router over five screens, the header's live status
 // and a small toast area. Each screen is a class with show(params) and
 // hide(), created once.
 //
 //   #/state[?key=/a/b]   StateView       (state.js)
 //   #/cluster            ClusterView     (cluster.js)
 //   #/components         ComponentsView  (components.js)
+//   #/graph              GraphView       (graph.js)
 //   #/channels           ChannelsView    (channels.js)
 
 import * as api from "./api.js";
@@ -12,6 +13,7 @@ import { ChannelsView } from "./channels.js";
 import { ClusterView } from "./cluster.js";
 import { ComponentsView } from "./components.js";
 import { $, h, replace } from "./dom.js";
+import { GraphView } from "./graph.js";
 import { StateView } from "./state.js";
 
 const liveText = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", closed: "Disconnected" };
@@ -79,6 +81,7 @@ function main() {
     state: new StateView(app),
     cluster: new ClusterView(app),
     components: new ComponentsView(app),
+    graph: new GraphView(app),
     channels: new ChannelsView(app),
   };
   window.addEventListener("hashchange", () => app.route());
