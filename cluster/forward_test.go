@@ -366,11 +366,11 @@ func TestForwarder_CancelWhileQueued(t *testing.T) {
 	c := s.next(t)
 	cctx, cancel := context.WithCancel(ctx)
 	b := submit(t, f, cctx, "l:1", "/b")
-	dctx, dcancel := context.WithTimeout(ctx, 30*time.Millisecond)
-	defer dcancel()
+	dctx := newExpiring()
 	d := submit(t, f, dctx, "l:1", "/d")
 	e := submit(t, f, ctx, "l:1", "/e")
 	cancel()
+	dctx.expire()
 	if r := wait(t, b); !errors.Is(r.err, errNotForwarded) || !errors.Is(r.err, context.Canceled) {
 		t.Errorf("cancelled while queued: got %v, want errNotForwarded and context.Canceled", r.err)
 	}
@@ -410,8 +410,7 @@ func TestForwarder_CancelInFlight(t *testing.T) {
 	c0 := s.next(t)
 	actx, acancel := context.WithCancel(ctx)
 	a := submit(t, f, actx, "l:1", "/a")
-	bctx, bcancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer bcancel()
+	bctx := newExpiring()
 	b := submit(t, f, bctx, "l:1", "/b")
 	keep := submit(t, f, ctx, "l:1", "/keep")
 	c0.ok(0)
@@ -421,6 +420,7 @@ func TestForwarder_CancelInFlight(t *testing.T) {
 		t.Fatalf("call carries %v", c.keys())
 	}
 	acancel()
+	bctx.expire()
 	if r := wait(t, a); status.Code(r.err) != codes.Canceled {
 		t.Errorf("cancelled in flight: got %v, want status Canceled", r.err)
 	}
@@ -456,6 +456,30 @@ func TestForwarder_CancelInFlight(t *testing.T) {
 	s.none(t)
 	waitIdle(t, f)
 }
+
+// expiring is a context that the test ends, as a deadline would end it.
+type expiring struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func newExpiring() *expiring {
+	return &expiring{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (e *expiring) Done() <-chan struct{} { return e.done }
+
+func (e *expiring) Err() error {
+	select {
+	case <-e.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+func (e *expiring) expire() { e.once.Do(func() { close(e.done) }) }
 
 // Rule: a call ends at the latest deadline of its writes, and has none when
 // one of them has none.
