@@ -38,7 +38,13 @@ func (n *Node) Apply(ctx context.Context, cmd *proto.Command) (*proto.Result, er
 		var res *proto.Result
 		err := n.withLeader(ctx, func(ctx context.Context, leader Member) error {
 			var err error
-			res, err = n.peers.internal(leader.GRPC).Apply(ctx, &proto.ApplyRequest{Command: cmd})
+			res, err = n.fwd.forward(ctx, leader.GRPC, cmd)
+			if errors.Is(err, errNotForwarded) {
+				// Still queued when the wait ended: never sent, so it
+				// did not apply. withLeader answers as for a leader
+				// not found in time (the caller's error if it ended).
+				return ErrNoLeader
+			}
 			return err
 		})
 		if errors.Is(err, errLeaderIsSelf) {
@@ -64,12 +70,33 @@ func (n *Node) pause(ctx context.Context) error {
 
 // applyLocal applies a command on this member, which must be the leader.
 func (n *Node) applyLocal(cmd *proto.Command) (*proto.Result, error) {
+	return n.awaitLocal(n.proposeLocal(cmd))
+}
+
+// proposedCommand is a command handed to Raft on this member, not yet
+// waited for.
+type proposedCommand struct {
+	f     raft.ApplyFuture
+	start time.Time
+	err   error
+}
+
+// proposeLocal hands a command to Raft without waiting for it to commit, so
+// that commands proposed one after another share a log append.
+func (n *Node) proposeLocal(cmd *proto.Command) proposedCommand {
 	data, err := fsm.EncodeCommand(cmd)
 	if err != nil {
-		return nil, fmt.Errorf("encode command: %w", err)
+		return proposedCommand{err: fmt.Errorf("encode command: %w", err)}
 	}
-	start := time.Now()
-	f := n.raft.Apply(data, n.cfg.ApplyTimeout)
+	return proposedCommand{f: n.raft.Apply(data, n.cfg.ApplyTimeout), start: time.Now()}
+}
+
+// awaitLocal waits for a proposed command's result.
+func (n *Node) awaitLocal(p proposedCommand) (*proto.Result, error) {
+	if p.err != nil {
+		return nil, p.err
+	}
+	f := p.f
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
@@ -82,7 +109,7 @@ func (n *Node) applyLocal(cmd *proto.Command) (*proto.Result, error) {
 			return nil, fmt.Errorf("%w: %v", ErrIndeterminate, err)
 		}
 	}
-	n.metrics.applyDuration.Observe(time.Since(start).Seconds())
+	n.metrics.applyDuration.Observe(time.Since(p.start).Seconds())
 	res, ok := f.Response().(*proto.Result)
 	if !ok {
 		return nil, fmt.Errorf("cluster: unexpected apply response %T", f.Response())

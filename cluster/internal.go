@@ -39,6 +39,37 @@ func (s *internalServer) Apply(ctx context.Context, req *proto.ApplyRequest) (*p
 	return res, toStatus(err)
 }
 
+// ApplyBatch runs commands forwarded together: it proposes all of them
+// before it waits for any, so that Raft appends them in one batch, and
+// answers each command's outcome as Apply would have.
+func (s *internalServer) ApplyBatch(ctx context.Context, req *proto.ApplyBatchRequest) (*proto.ApplyBatchResponse, error) {
+	if len(req.Commands) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "no commands")
+	}
+	for i, c := range req.Commands {
+		if c.GetCmd() == nil {
+			return nil, status.Errorf(codes.InvalidArgument, "command %d is missing", i)
+		}
+	}
+	if !s.n.IsLeader() {
+		return nil, toStatus(ErrNotLeader)
+	}
+	proposed := make([]proposedCommand, len(req.Commands))
+	for i, c := range req.Commands {
+		proposed[i] = s.n.proposeLocal(c)
+	}
+	resp := &proto.ApplyBatchResponse{Outcomes: make([]*proto.ApplyOutcome, len(proposed))}
+	for i, p := range proposed {
+		res, err := s.n.awaitLocal(p)
+		var fe *fsm.Error
+		if errors.As(err, &fe) {
+			err = nil
+		}
+		resp.Outcomes[i] = outcomeToProto(res, err)
+	}
+	return resp, nil
+}
+
 func (s *internalServer) ReadIndex(ctx context.Context, _ *proto.ReadIndexRequest) (*proto.ReadIndexResponse, error) {
 	index, err := s.n.leaderReadIndex(ctx)
 	if err != nil {

@@ -68,6 +68,7 @@ type Node struct {
 	metrics *metrics
 
 	peers  *peerPool
+	fwd    *forwarder
 	reads  *coalescer
 	lessor *lessor
 
@@ -110,6 +111,7 @@ func New(cfg Config, store *fsm.Store) (*Node, error) {
 		cancel:   cancel,
 	}
 	n.reads = &coalescer{fetch: n.fetchReadIndex}
+	n.fwd = newForwarder(grpcForwardSender{client: n.peers.internal})
 	n.lessor = newLessor(n)
 	ok := false
 	defer func() {

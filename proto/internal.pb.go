@@ -630,6 +630,161 @@ func (x *ApplyRequest) GetCommand() *Command {
 	return nil
 }
 
+// ApplyBatchRequest carries writes a follower forwards together. The leader
+// proposes them in this order without waiting between them, so that Raft
+// appends them in one batch.
+type ApplyBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commands      []*Command             `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyBatchRequest) Reset() {
+	*x = ApplyBatchRequest{}
+	mi := &file_dux_v1_internal_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyBatchRequest) ProtoMessage() {}
+
+func (x *ApplyBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_internal_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyBatchRequest.ProtoReflect.Descriptor instead.
+func (*ApplyBatchRequest) Descriptor() ([]byte, []int) {
+	return file_dux_v1_internal_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ApplyBatchRequest) GetCommands() []*Command {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+// ApplyBatchResponse has one outcome per command, in the request's order.
+type ApplyBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*ApplyOutcome        `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyBatchResponse) Reset() {
+	*x = ApplyBatchResponse{}
+	mi := &file_dux_v1_internal_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyBatchResponse) ProtoMessage() {}
+
+func (x *ApplyBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_internal_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyBatchResponse.ProtoReflect.Descriptor instead.
+func (*ApplyBatchResponse) Descriptor() ([]byte, []int) {
+	return file_dux_v1_internal_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ApplyBatchResponse) GetOutcomes() []*ApplyOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+// ApplyOutcome is what became of one command of a batch: a Result when it
+// was applied (a rule violation in its error), or else the gRPC status that
+// Apply would have failed with for this command alone (code and message).
+type ApplyOutcome struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *Result                `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	Code          uint32                 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyOutcome) Reset() {
+	*x = ApplyOutcome{}
+	mi := &file_dux_v1_internal_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyOutcome) ProtoMessage() {}
+
+func (x *ApplyOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_dux_v1_internal_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyOutcome.ProtoReflect.Descriptor instead.
+func (*ApplyOutcome) Descriptor() ([]byte, []int) {
+	return file_dux_v1_internal_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ApplyOutcome) GetResult() *Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *ApplyOutcome) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ApplyOutcome) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type ReadIndexRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -638,7 +793,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_dux_v1_internal_proto_msgTypes[6]
+	mi := &file_dux_v1_internal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +805,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dux_v1_internal_proto_msgTypes[6]
+	mi := &file_dux_v1_internal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +818,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_dux_v1_internal_proto_rawDescGZIP(), []int{6}
+	return file_dux_v1_internal_proto_rawDescGZIP(), []int{9}
 }
 
 type ReadIndexResponse struct {
@@ -675,7 +830,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_dux_v1_internal_proto_msgTypes[7]
+	mi := &file_dux_v1_internal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +842,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dux_v1_internal_proto_msgTypes[7]
+	mi := &file_dux_v1_internal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +855,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_dux_v1_internal_proto_rawDescGZIP(), []int{7}
+	return file_dux_v1_internal_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -718,7 +873,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_dux_v1_internal_proto_msgTypes[8]
+	mi := &file_dux_v1_internal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +885,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dux_v1_internal_proto_msgTypes[8]
+	mi := &file_dux_v1_internal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +898,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_dux_v1_internal_proto_rawDescGZIP(), []int{8}
+	return file_dux_v1_internal_proto_rawDescGZIP(), []int{11}
 }
 
 type StatusResponse struct {
@@ -769,7 +924,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_dux_v1_internal_proto_msgTypes[9]
+	mi := &file_dux_v1_internal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +936,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dux_v1_internal_proto_msgTypes[9]
+	mi := &file_dux_v1_internal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +949,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_dux_v1_internal_proto_rawDescGZIP(), []int{9}
+	return file_dux_v1_internal_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StatusResponse) GetName() string {
@@ -873,7 +1028,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_dux_v1_internal_proto_msgTypes[10]
+	mi := &file_dux_v1_internal_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1040,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dux_v1_internal_proto_msgTypes[10]
+	mi := &file_dux_v1_internal_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1053,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_dux_v1_internal_proto_rawDescGZIP(), []int{10}
+	return file_dux_v1_internal_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SnapshotHeader) GetRevision() uint64 {
@@ -933,7 +1088,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_dux_v1_internal_proto_msgTypes[11]
+	mi := &file_dux_v1_internal_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1100,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_dux_v1_internal_proto_msgTypes[11]
+	mi := &file_dux_v1_internal_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1113,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_dux_v1_internal_proto_rawDescGZIP(), []int{11}
+	return file_dux_v1_internal_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Lease) GetId() uint64 {
@@ -1018,7 +1173,15 @@ const file_dux_v1_internal_proto_rawDesc = "" +
 	"\x10lease_keep_alive\x18\t \x01(\v2\x1e.dux.v1.LeaseKeepAliveResponseH\x00R\x0eleaseKeepAliveB\b\n" +
 	"\x06result\"9\n" +
 	"\fApplyRequest\x12)\n" +
-	"\acommand\x18\x01 \x01(\v2\x0f.dux.v1.CommandR\acommand\"\x12\n" +
+	"\acommand\x18\x01 \x01(\v2\x0f.dux.v1.CommandR\acommand\"@\n" +
+	"\x11ApplyBatchRequest\x12+\n" +
+	"\bcommands\x18\x01 \x03(\v2\x0f.dux.v1.CommandR\bcommands\"F\n" +
+	"\x12ApplyBatchResponse\x120\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x14.dux.v1.ApplyOutcomeR\boutcomes\"d\n" +
+	"\fApplyOutcome\x12&\n" +
+	"\x06result\x18\x01 \x01(\v2\x0e.dux.v1.ResultR\x06result\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\x0f\n" +
@@ -1042,9 +1205,11 @@ const file_dux_v1_internal_proto_rawDesc = "" +
 	"\x05Lease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
 	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
-	"ttlSeconds2\xf5\x01\n" +
+	"ttlSeconds2\xba\x02\n" +
 	"\bInternal\x12-\n" +
-	"\x05Apply\x12\x14.dux.v1.ApplyRequest\x1a\x0e.dux.v1.Result\x12@\n" +
+	"\x05Apply\x12\x14.dux.v1.ApplyRequest\x1a\x0e.dux.v1.Result\x12C\n" +
+	"\n" +
+	"ApplyBatch\x12\x19.dux.v1.ApplyBatchRequest\x1a\x1a.dux.v1.ApplyBatchResponse\x12@\n" +
 	"\tReadIndex\x12\x18.dux.v1.ReadIndexRequest\x1a\x19.dux.v1.ReadIndexResponse\x127\n" +
 	"\x06Status\x12\x15.dux.v1.StatusRequest\x1a\x16.dux.v1.StatusResponse\x12?\n" +
 	"\x0eLeaseKeepAlive\x12\x1d.dux.v1.LeaseKeepAliveRequest\x1a\x0e.dux.v1.ResultB#Z!github.com/dux-io/dux/proto;protob\x06proto3"
@@ -1062,7 +1227,7 @@ func file_dux_v1_internal_proto_rawDescGZIP() []byte {
 }
 
 var file_dux_v1_internal_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dux_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_dux_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_dux_v1_internal_proto_goTypes = []any{
 	(Error_Code)(0),                // 0: dux.v1.Error.Code
 	(*Command)(nil),                // 1: dux.v1.Command
@@ -1071,57 +1236,65 @@ var file_dux_v1_internal_proto_goTypes = []any{
 	(*Error)(nil),                  // 4: dux.v1.Error
 	(*Result)(nil),                 // 5: dux.v1.Result
 	(*ApplyRequest)(nil),           // 6: dux.v1.ApplyRequest
-	(*ReadIndexRequest)(nil),       // 7: dux.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),      // 8: dux.v1.ReadIndexResponse
-	(*StatusRequest)(nil),          // 9: dux.v1.StatusRequest
-	(*StatusResponse)(nil),         // 10: dux.v1.StatusResponse
-	(*SnapshotHeader)(nil),         // 11: dux.v1.SnapshotHeader
-	(*Lease)(nil),                  // 12: dux.v1.Lease
-	(*PutRequest)(nil),             // 13: dux.v1.PutRequest
-	(*DeleteRequest)(nil),          // 14: dux.v1.DeleteRequest
-	(*TxnRequest)(nil),             // 15: dux.v1.TxnRequest
-	(*LeaseGrantRequest)(nil),      // 16: dux.v1.LeaseGrantRequest
-	(*PublishRequest)(nil),         // 17: dux.v1.PublishRequest
-	(*PutResponse)(nil),            // 18: dux.v1.PutResponse
-	(*DeleteResponse)(nil),         // 19: dux.v1.DeleteResponse
-	(*TxnResponse)(nil),            // 20: dux.v1.TxnResponse
-	(*LeaseGrantResponse)(nil),     // 21: dux.v1.LeaseGrantResponse
-	(*LeaseRevokeResponse)(nil),    // 22: dux.v1.LeaseRevokeResponse
-	(*PublishResponse)(nil),        // 23: dux.v1.PublishResponse
-	(*LeaseKeepAliveResponse)(nil), // 24: dux.v1.LeaseKeepAliveResponse
-	(*LeaseKeepAliveRequest)(nil),  // 25: dux.v1.LeaseKeepAliveRequest
+	(*ApplyBatchRequest)(nil),      // 7: dux.v1.ApplyBatchRequest
+	(*ApplyBatchResponse)(nil),     // 8: dux.v1.ApplyBatchResponse
+	(*ApplyOutcome)(nil),           // 9: dux.v1.ApplyOutcome
+	(*ReadIndexRequest)(nil),       // 10: dux.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),      // 11: dux.v1.ReadIndexResponse
+	(*StatusRequest)(nil),          // 12: dux.v1.StatusRequest
+	(*StatusResponse)(nil),         // 13: dux.v1.StatusResponse
+	(*SnapshotHeader)(nil),         // 14: dux.v1.SnapshotHeader
+	(*Lease)(nil),                  // 15: dux.v1.Lease
+	(*PutRequest)(nil),             // 16: dux.v1.PutRequest
+	(*DeleteRequest)(nil),          // 17: dux.v1.DeleteRequest
+	(*TxnRequest)(nil),             // 18: dux.v1.TxnRequest
+	(*LeaseGrantRequest)(nil),      // 19: dux.v1.LeaseGrantRequest
+	(*PublishRequest)(nil),         // 20: dux.v1.PublishRequest
+	(*PutResponse)(nil),            // 21: dux.v1.PutResponse
+	(*DeleteResponse)(nil),         // 22: dux.v1.DeleteResponse
+	(*TxnResponse)(nil),            // 23: dux.v1.TxnResponse
+	(*LeaseGrantResponse)(nil),     // 24: dux.v1.LeaseGrantResponse
+	(*LeaseRevokeResponse)(nil),    // 25: dux.v1.LeaseRevokeResponse
+	(*PublishResponse)(nil),        // 26: dux.v1.PublishResponse
+	(*LeaseKeepAliveResponse)(nil), // 27: dux.v1.LeaseKeepAliveResponse
+	(*LeaseKeepAliveRequest)(nil),  // 28: dux.v1.LeaseKeepAliveRequest
 }
 var file_dux_v1_internal_proto_depIdxs = []int32{
-	13, // 0: dux.v1.Command.put:type_name -> dux.v1.PutRequest
-	14, // 1: dux.v1.Command.delete:type_name -> dux.v1.DeleteRequest
-	15, // 2: dux.v1.Command.txn:type_name -> dux.v1.TxnRequest
-	16, // 3: dux.v1.Command.lease_grant:type_name -> dux.v1.LeaseGrantRequest
+	16, // 0: dux.v1.Command.put:type_name -> dux.v1.PutRequest
+	17, // 1: dux.v1.Command.delete:type_name -> dux.v1.DeleteRequest
+	18, // 2: dux.v1.Command.txn:type_name -> dux.v1.TxnRequest
+	19, // 3: dux.v1.Command.lease_grant:type_name -> dux.v1.LeaseGrantRequest
 	2,  // 4: dux.v1.Command.lease_revoke:type_name -> dux.v1.LeaseRevoke
 	3,  // 5: dux.v1.Command.barrier:type_name -> dux.v1.Barrier
-	17, // 6: dux.v1.Command.publish:type_name -> dux.v1.PublishRequest
+	20, // 6: dux.v1.Command.publish:type_name -> dux.v1.PublishRequest
 	0,  // 7: dux.v1.Error.code:type_name -> dux.v1.Error.Code
 	4,  // 8: dux.v1.Result.error:type_name -> dux.v1.Error
-	18, // 9: dux.v1.Result.put:type_name -> dux.v1.PutResponse
-	19, // 10: dux.v1.Result.delete:type_name -> dux.v1.DeleteResponse
-	20, // 11: dux.v1.Result.txn:type_name -> dux.v1.TxnResponse
-	21, // 12: dux.v1.Result.lease_grant:type_name -> dux.v1.LeaseGrantResponse
-	22, // 13: dux.v1.Result.lease_revoke:type_name -> dux.v1.LeaseRevokeResponse
-	23, // 14: dux.v1.Result.publish:type_name -> dux.v1.PublishResponse
-	24, // 15: dux.v1.Result.lease_keep_alive:type_name -> dux.v1.LeaseKeepAliveResponse
+	21, // 9: dux.v1.Result.put:type_name -> dux.v1.PutResponse
+	22, // 10: dux.v1.Result.delete:type_name -> dux.v1.DeleteResponse
+	23, // 11: dux.v1.Result.txn:type_name -> dux.v1.TxnResponse
+	24, // 12: dux.v1.Result.lease_grant:type_name -> dux.v1.LeaseGrantResponse
+	25, // 13: dux.v1.Result.lease_revoke:type_name -> dux.v1.LeaseRevokeResponse
+	26, // 14: dux.v1.Result.publish:type_name -> dux.v1.PublishResponse
+	27, // 15: dux.v1.Result.lease_keep_alive:type_name -> dux.v1.LeaseKeepAliveResponse
 	1,  // 16: dux.v1.ApplyRequest.command:type_name -> dux.v1.Command
-	6,  // 17: dux.v1.Internal.Apply:input_type -> dux.v1.ApplyRequest
-	7,  // 18: dux.v1.Internal.ReadIndex:input_type -> dux.v1.ReadIndexRequest
-	9,  // 19: dux.v1.Internal.Status:input_type -> dux.v1.StatusRequest
-	25, // 20: dux.v1.Internal.LeaseKeepAlive:input_type -> dux.v1.LeaseKeepAliveRequest
-	5,  // 21: dux.v1.Internal.Apply:output_type -> dux.v1.Result
-	8,  // 22: dux.v1.Internal.ReadIndex:output_type -> dux.v1.ReadIndexResponse
-	10, // 23: dux.v1.Internal.Status:output_type -> dux.v1.StatusResponse
-	5,  // 24: dux.v1.Internal.LeaseKeepAlive:output_type -> dux.v1.Result
-	21, // [21:25] is the sub-list for method output_type
-	17, // [17:21] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	1,  // 17: dux.v1.ApplyBatchRequest.commands:type_name -> dux.v1.Command
+	9,  // 18: dux.v1.ApplyBatchResponse.outcomes:type_name -> dux.v1.ApplyOutcome
+	5,  // 19: dux.v1.ApplyOutcome.result:type_name -> dux.v1.Result
+	6,  // 20: dux.v1.Internal.Apply:input_type -> dux.v1.ApplyRequest
+	7,  // 21: dux.v1.Internal.ApplyBatch:input_type -> dux.v1.ApplyBatchRequest
+	10, // 22: dux.v1.Internal.ReadIndex:input_type -> dux.v1.ReadIndexRequest
+	12, // 23: dux.v1.Internal.Status:input_type -> dux.v1.StatusRequest
+	28, // 24: dux.v1.Internal.LeaseKeepAlive:input_type -> dux.v1.LeaseKeepAliveRequest
+	5,  // 25: dux.v1.Internal.Apply:output_type -> dux.v1.Result
+	8,  // 26: dux.v1.Internal.ApplyBatch:output_type -> dux.v1.ApplyBatchResponse
+	11, // 27: dux.v1.Internal.ReadIndex:output_type -> dux.v1.ReadIndexResponse
+	13, // 28: dux.v1.Internal.Status:output_type -> dux.v1.StatusResponse
+	5,  // 29: dux.v1.Internal.LeaseKeepAlive:output_type -> dux.v1.Result
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_dux_v1_internal_proto_init() }
@@ -1155,7 +1328,7 @@ func file_dux_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dux_v1_internal_proto_rawDesc), len(file_dux_v1_internal_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

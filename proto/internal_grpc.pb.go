@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Internal_Apply_FullMethodName          = "/dux.v1.Internal/Apply"
+	Internal_ApplyBatch_FullMethodName     = "/dux.v1.Internal/ApplyBatch"
 	Internal_ReadIndex_FullMethodName      = "/dux.v1.Internal/ReadIndex"
 	Internal_Status_FullMethodName         = "/dux.v1.Internal/Status"
 	Internal_LeaseKeepAlive_FullMethodName = "/dux.v1.Internal/LeaseKeepAlive"
@@ -33,6 +34,9 @@ const (
 type InternalClient interface {
 	// Apply proposes a command; only the leader accepts it.
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*Result, error)
+	// ApplyBatch proposes several commands at once; only the leader accepts
+	// it. Each command has its own outcome, as if it had come through Apply.
+	ApplyBatch(ctx context.Context, in *ApplyBatchRequest, opts ...grpc.CallOption) (*ApplyBatchResponse, error)
 	// ReadIndex returns a commit index the leader confirmed while still leader.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 	// Status tells a joining or bootstrapping member, the autopilot and
@@ -55,6 +59,16 @@ func (c *internalClient) Apply(ctx context.Context, in *ApplyRequest, opts ...gr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Result)
 	err := c.cc.Invoke(ctx, Internal_Apply_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *internalClient) ApplyBatch(ctx context.Context, in *ApplyBatchRequest, opts ...grpc.CallOption) (*ApplyBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApplyBatchResponse)
+	err := c.cc.Invoke(ctx, Internal_ApplyBatch_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +113,9 @@ func (c *internalClient) LeaseKeepAlive(ctx context.Context, in *LeaseKeepAliveR
 type InternalServer interface {
 	// Apply proposes a command; only the leader accepts it.
 	Apply(context.Context, *ApplyRequest) (*Result, error)
+	// ApplyBatch proposes several commands at once; only the leader accepts
+	// it. Each command has its own outcome, as if it had come through Apply.
+	ApplyBatch(context.Context, *ApplyBatchRequest) (*ApplyBatchResponse, error)
 	// ReadIndex returns a commit index the leader confirmed while still leader.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	// Status tells a joining or bootstrapping member, the autopilot and
@@ -119,6 +136,9 @@ type UnimplementedInternalServer struct{}
 
 func (UnimplementedInternalServer) Apply(context.Context, *ApplyRequest) (*Result, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Apply not implemented")
+}
+func (UnimplementedInternalServer) ApplyBatch(context.Context, *ApplyBatchRequest) (*ApplyBatchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ApplyBatch not implemented")
 }
 func (UnimplementedInternalServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReadIndex not implemented")
@@ -164,6 +184,24 @@ func _Internal_Apply_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(InternalServer).Apply(ctx, req.(*ApplyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Internal_ApplyBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApplyBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ApplyBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ApplyBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ApplyBatch(ctx, req.(*ApplyBatchRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -232,6 +270,10 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Apply",
 			Handler:    _Internal_Apply_Handler,
+		},
+		{
+			MethodName: "ApplyBatch",
+			Handler:    _Internal_ApplyBatch_Handler,
 		},
 		{
 			MethodName: "ReadIndex",
