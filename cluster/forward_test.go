@@ -625,3 +625,18 @@ func TestForwarder_SequentialWritesKeepTheirOrder(t *testing.T) {
 	}
 	waitIdle(t, f)
 }
+
+// A connection asked for after the pool is closed is closed too: nothing
+// is left open by a forwarder draining at shutdown.
+func TestPeerPool_NoConnectionAfterClose(t *testing.T) {
+	p := newPeerPool()
+	p.conn("127.0.0.1:1")
+	p.close()
+	c := p.conn("127.0.0.1:2")
+	if got := c.GetState().String(); got != "SHUTDOWN" {
+		t.Fatalf("connection after close is %s, want SHUTDOWN", got)
+	}
+	if len(p.conns) != 0 {
+		t.Fatalf("pool holds %d connections after close", len(p.conns))
+	}
+}

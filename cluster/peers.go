@@ -11,8 +11,9 @@ import (
 
 // peerPool keeps one gRPC connection per peer address, for forwarding.
 type peerPool struct {
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool // once closed, no connection is made again
 }
 
 func newPeerPool() *peerPool {
@@ -32,6 +33,12 @@ func (p *peerPool) conn(addr string) *grpc.ClientConn {
 	if err != nil {
 		c, _ = grpc.NewClient("passthrough:///invalid-address", grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
+	if p.closed {
+		// A late caller (a forwarder draining at shutdown) gets a closed
+		// connection: its calls fail at once, and nothing is left open.
+		c.Close()
+		return c
+	}
 	p.conns[addr] = c
 	return c
 }
@@ -47,6 +54,7 @@ func (p *peerPool) cluster(addr string) proto.ClusterClient {
 func (p *peerPool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	for addr, c := range p.conns {
 		c.Close()
 		delete(p.conns, addr)
