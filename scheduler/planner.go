@@ -79,9 +79,8 @@ func newUsage(hosts []Host) *usage {
 func (u *usage) take(c *compiled, i int) { u.takeAs(c.Name, c, i) }
 
 // takeAs records one replica of component name on host i, taking what
-// spec r asks.
-func (u *usage) takeAs(name string, r *compiled, i int) {
-	c := r
+// spec c asks.
+func (u *usage) takeAs(name string, c *compiled, i int) {
 	u.res[i].CPU += c.Resources.CPU
 	u.res[i].Memory += c.Resources.Memory
 	for _, p := range c.portKeys {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/dux-io/dux/client"
 	"github.com/dux-io/dux/scheduler"
 )
 
@@ -123,16 +125,9 @@ func newComponentLsCmd() *cobra.Command {
 			if err != nil {
 				return f.fail(err)
 			}
-			statuses, _, err := c.ListAll(ctx, scheduler.ComponentStatusPrefix)
+			byName, err := listJSON[scheduler.ComponentStatus](ctx, c, scheduler.ComponentStatusPrefix)
 			if err != nil {
 				return f.fail(err)
-			}
-			byName := map[string]*scheduler.ComponentStatus{}
-			for _, kv := range statuses {
-				var s scheduler.ComponentStatus
-				if json.Unmarshal(kv.Value, &s) == nil {
-					byName[strings.TrimPrefix(kv.Key, scheduler.ComponentStatusPrefix)] = &s
-				}
 			}
 			var rows []componentRow
 			for _, kv := range specs {
@@ -247,16 +242,9 @@ func newAllocLsCmd() *cobra.Command {
 			if err != nil {
 				return f.fail(err)
 			}
-			statuses, _, err := c.ListAll(ctx, scheduler.AllocStatusPrefix)
+			byID, err := listJSON[scheduler.AllocStatus](ctx, c, scheduler.AllocStatusPrefix)
 			if err != nil {
 				return f.fail(err)
-			}
-			byID := map[string]*scheduler.AllocStatus{}
-			for _, kv := range statuses {
-				var s scheduler.AllocStatus
-				if json.Unmarshal(kv.Value, &s) == nil {
-					byID[s.ID] = &s
-				}
 			}
 			var rows []allocRow
 			for _, kv := range allocs {
@@ -295,4 +283,22 @@ func newAllocLsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&host, "host", "", "only the allocations of this host")
 	cmd.Flags().StringVar(&component, "component", "", "only the allocations of this component")
 	return cmd
+}
+
+// listJSON reads the JSON values under prefix, by the last segment of
+// their keys (a component's name, an allocation's ID); a value that does
+// not decode is left out.
+func listJSON[T any](ctx context.Context, c *client.Client, prefix string) (map[string]*T, error) {
+	kvs, _, err := c.ListAll(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*T, len(kvs))
+	for _, kv := range kvs {
+		v := new(T)
+		if json.Unmarshal(kv.Value, v) == nil {
+			out[strings.TrimPrefix(kv.Key, prefix)] = v
+		}
+	}
+	return out, nil
 }

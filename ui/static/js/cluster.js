@@ -2,38 +2,24 @@
 // two seconds while the screen is open.
 
 import * as api from "./api.js";
-import { $, badge, clock, emptyState, formatBytes, h, replace } from "./dom.js";
+import { $, badge, clock, emptyState, formatBytes, h, PolledView, replace } from "./dom.js";
 
 const POLL_MS = 2000;
 
 const statusKind = { alive: "ok", suspect: "warn", failed: "bad", left: "neutral" };
 const roleKind = { voter: "info", nonvoter: "neutral", staging: "warn", none: "neutral" };
 
-export class ClusterView {
+export class ClusterView extends PolledView {
   constructor(app) {
+    super(POLL_MS);
     this.app = app;
-    this.timer = 0;
-    this.busy = false;
     this.summary = $("#cluster-summary");
     this.table = $("#members");
     this.raftTable = $("#raft-servers");
     this.updated = $("#cluster-updated");
   }
 
-  show() {
-    this.refresh();
-    clearInterval(this.timer);
-    this.timer = setInterval(() => this.refresh(), POLL_MS);
-  }
-
-  hide() {
-    clearInterval(this.timer);
-    this.timer = 0;
-  }
-
-  async refresh() {
-    if (this.busy) return;
-    this.busy = true;
+  async load() {
     try {
       const [members, leader, raft, revision] = await Promise.allSettled([api.members(), api.leader(), api.raft(), api.revision()]);
       if (members.status === "rejected") throw members.reason;
@@ -42,8 +28,6 @@ export class ClusterView {
       replace(this.updated, `Updated ${clock(new Date())}`);
     } catch (err) {
       replace(this.updated, h("span", { class: "bad" }, `Cannot refresh: ${err.message}`));
-    } finally {
-      this.busy = false;
     }
   }
 

@@ -8,7 +8,7 @@
 // type: everything is read defensively.
 
 import * as api from "./api.js";
-import { $, badge, clock, emptyState, h, replace } from "./dom.js";
+import { $, badge, clock, emptyState, h, PolledView, replace } from "./dom.js";
 
 const POLL_MS = 3000;
 
@@ -77,29 +77,15 @@ export function model(specs, allocs, allocStatus, compStatus) {
   return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
-export class ComponentsView {
+export class ComponentsView extends PolledView {
   constructor(app) {
+    super(POLL_MS);
     this.app = app;
-    this.timer = 0;
-    this.busy = false;
     this.root = $("#components");
     this.updated = $("#components-updated");
   }
 
-  show() {
-    this.refresh();
-    clearInterval(this.timer);
-    this.timer = setInterval(() => this.refresh(), POLL_MS);
-  }
-
-  hide() {
-    clearInterval(this.timer);
-    this.timer = 0;
-  }
-
-  async refresh() {
-    if (this.busy) return;
-    this.busy = true;
+  async load() {
     try {
       const lists = await Promise.all(
         ["/components/", "/allocations/", "/status/allocations/", "/status/components/"].map((p) => api.listAll(p, { max: 5000 })),
@@ -108,8 +94,6 @@ export class ComponentsView {
       replace(this.updated, `Updated ${clock(new Date())} · revision ${lists[0].revision}`);
     } catch (err) {
       replace(this.updated, h("span", { class: "bad" }, `Cannot refresh: ${err.message}`));
-    } finally {
-      this.busy = false;
     }
   }
 

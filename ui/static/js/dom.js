@@ -84,3 +84,36 @@ export function debounce(fn, ms) {
     timer = setTimeout(() => fn(...args), ms);
   };
 }
+
+/**
+ * PolledView is a view that reloads every intervalMs while it is shown,
+ * never two loads at once. A subclass implements load().
+ */
+export class PolledView {
+  constructor(intervalMs) {
+    this.intervalMs = intervalMs;
+    this.timer = 0;
+    this.busy = false;
+  }
+
+  show() {
+    this.refresh();
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.refresh(), this.intervalMs);
+  }
+
+  hide() {
+    clearInterval(this.timer);
+    this.timer = 0;
+  }
+
+  async refresh() {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      await this.load();
+    } finally {
+      this.busy = false;
+    }
+  }
+}

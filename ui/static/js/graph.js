@@ -16,7 +16,7 @@
 // (textContent, or an attribute set with setAttribute).
 
 import * as api from "./api.js";
-import { $, badge, clock, debounce, emptyState, h, replace } from "./dom.js";
+import { $, badge, clock, debounce, emptyState, h, PolledView, replace } from "./dom.js";
 
 const POLL_MS = 5000;
 const SVG = "http://www.w3.org/2000/svg";
@@ -334,11 +334,10 @@ export function layout(m, measure = textWidth) {
   return { nodes, edges: routed, width: Math.ceil(width), height: Math.ceil(bottom + PAD) };
 }
 
-export class GraphView {
+export class GraphView extends PolledView {
   constructor(app) {
+    super(POLL_MS);
     this.app = app;
-    this.timer = 0;
-    this.busy = false;
     this.last = "";
     this.focus = 0; // the cycle the user picked, 0 for none
     this.el = {
@@ -354,20 +353,7 @@ export class GraphView {
     window.addEventListener("resize", debounce(() => this.fit(), 100));
   }
 
-  show() {
-    this.refresh();
-    clearInterval(this.timer);
-    this.timer = setInterval(() => this.refresh(), POLL_MS);
-  }
-
-  hide() {
-    clearInterval(this.timer);
-    this.timer = 0;
-  }
-
-  async refresh() {
-    if (this.busy) return;
-    this.busy = true;
+  async load() {
     try {
       const g = await api.graph();
       const text = JSON.stringify(g);
@@ -379,8 +365,6 @@ export class GraphView {
         g.member ? ` · observed by ${g.member}` : "");
     } catch (err) {
       replace(this.el.updated, h("span", { class: "bad" }, `Cannot refresh: ${err.message}`));
-    } finally {
-      this.busy = false;
     }
   }
 
